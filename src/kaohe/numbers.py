@@ -1,24 +1,32 @@
-"""Number formatting: results are rounded half-up to 2 decimals on output only."""
+"""Number formatting: results are rounded half-up to 2 decimals on output only.
+
+Half-up means half away from zero (1.005 → 1.01, −1.005 → −1.01).  The value
+in cents is first snapped to 6 decimals so that binary floating-point noise
+(97.26499999999999 for an exact 97.265) cannot flip the rounding.  The scalar
+:func:`round2` and the vectorised :func:`round2_expr` compute the same thing.
+"""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+import math
 
-_SNAP = Decimal("1e-9")
-_CENT = Decimal("0.01")
+import polars as pl
+
+SNAP_DECIMALS = 6
 
 
 def round2(x: float | None) -> float | None:
-    """Round half-up to 2 decimals.
-
-    The value is first snapped to 9 decimals so that binary floating-point
-    noise (97.26499999999999 for an exact 97.265) cannot flip the rounding.
-    """
     if x is None:
         return None
-    d = Decimal(repr(float(x))).quantize(_SNAP, rounding=ROUND_HALF_UP)
-    r = float(d.quantize(_CENT, rounding=ROUND_HALF_UP))
-    return 0.0 if r == 0 else r
+    x = float(x)
+    cents = math.floor(round(abs(x) * 100, SNAP_DECIMALS) + 0.5)
+    r = math.copysign(cents / 100, x)
+    return r + 0.0  # no negative zero
+
+
+def round2_expr(e: pl.Expr) -> pl.Expr:
+    cents = ((e.abs() * 100).round(SNAP_DECIMALS) + 0.5).floor()
+    return pl.when(cents != 0).then(cents / 100 * e.sign()).when(cents == 0).then(pl.lit(0.0))
 
 
 def fmt2(x: float | None) -> str:

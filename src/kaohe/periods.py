@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kaohe.errors import KaoheError
+
 
 class PeriodKind(StrEnum):
     YEAR = "year"
@@ -33,8 +35,8 @@ LABELS_ZH = {
 }
 
 
-class PeriodError(ValueError):
-    pass
+class PeriodError(KaoheError, ValueError):
+    """Not a period, or not one the rulebook knows."""
 
 
 @dataclass(frozen=True, order=True)

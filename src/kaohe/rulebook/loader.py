@@ -85,10 +85,16 @@ class LoadedRulebook:
 
     def share(self, step: int) -> float:
         """Cumulative target share at the end of ``step`` (1-based)."""
+        if step <= 0:
+            return 0.0
         shares = self.model.periods.target_shares
         if shares is None:
-            return step / self.steps_per_year() if self.model.periods.cumulative else 1.0
+            return step / self.steps_per_year()
         return float(shares[step - 1])
+
+    def step_share(self, step: int) -> float:
+        """The share of annual targets issued for ``step`` alone: share(j) − share(j−1)."""
+        return self.share(step) - self.share(step - 1)
 
 
 # ---------------------------------------------------------------- YAML positions
@@ -123,7 +129,7 @@ def _line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
 def _key_text(tree: Any, loc: tuple[Any, ...]) -> str:
     out = ""
     node = tree
-    for part in loc:
+    for pos, part in enumerate(loc):
         if isinstance(part, int):
             label = f"[{part}]"
             if isinstance(node, CommentedSeq) and 0 <= part < len(node):
@@ -134,6 +140,8 @@ def _key_text(tree: Any, loc: tuple[Any, ...]) -> str:
         else:
             if isinstance(node, CommentedMap):
                 if part not in node:
+                    if pos == len(loc) - 1:  # a missing key: name it
+                        out += ("." if out else "") + str(part)
                     continue
                 node = node[part]
             out += ("." if out else "") + str(part)

@@ -1,0 +1,275 @@
+"""Compile a rulebook into Polars expressions.
+
+Every rule kind is turned into column arithmetic over a *wide* frame with one
+row per assessed unit: annual variables are columns ``name``, the value of a
+flow variable for step j is column ``name@j``, and its year-to-date sum as of
+step k is ``name#k``.  A :class:`Context` says which column a name means for
+the step being compiled, so the same item compiles once per step.
+
+Formulas compile to ``(value, error)`` pairs: ``error`` is a boolean expression
+that is true for the rows where a plain division by zero was *selected* (a
+division in the branch of an ``if`` that was not taken does not count), or
+``None`` when the formula cannot fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import reduce
+
+import polars as pl
+
+from kaohe.rulebook import expr as ast
+from kaohe.rulebook.loader import LoadedRulebook
+from kaohe.rulebook.schema import (
+    BandRule,
+    ClampRule,
+    FormulaRule,
+    FullRule,
+    Item,
+    PerCase,
+    RatioRule,
+    ThresholdRule,
+)
+
+Err = pl.Expr | None
+
+
+def flow_col(name: str, step: int) -> str:
+    return f"{name}@{step}"
+
+
+def ytd_col(name: str, step: int) -> str:
+    return f"{name}#{step}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What names mean when compiling for one step.
+
+    ``step``: the step whose data is read; ``cumulative``: flows read as YTD
+    sums (``name#step``) rather than the step's own value (``name@step``);
+    ``share``: the value of the built-in ``share`` and the factor of split
+    annual targets.
+    """
+
+    step: int
+    cumulative: bool
+    share: float
+
+
+def _or(a: Err, b: Err) -> Err:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a | b
+
+
+class Compiler:
+    def __init__(self, rb: LoadedRulebook) -> None:
+        self.rb = rb
+        self.m = rb.model
+        self.zero_met = self.m.conventions.zero_denominator == "met"
+
+    # ------------------------------------------------------------ formulas
+
+    def name(self, name: str, ctx: Context) -> pl.Expr:
+        if name == "share":
+            return pl.lit(ctx.share)
+        if name in self.m.parameters:
+            return pl.lit(float(self.m.parameters[name].value))
+        var = self.rb.variables[name]
+        if var.kind == "annual":
+            col = pl.col(name)
+            return col * ctx.share if var.split else col
+        return pl.col(ytd_col(name, ctx.step) if ctx.cumulative else flow_col(name, ctx.step))
+
+    def formula(self, text: str, ctx: Context) -> tuple[pl.Expr, Err]:
+        return self.node(self.rb.formula(text), ctx)
+
+    def node(self, n: ast.Node, ctx: Context) -> tuple[pl.Expr, Err]:
+        if isinstance(n, ast.Num):
+            return pl.lit(n.value), None
+        if isinstance(n, ast.Name):
+            return self.name(n.name, ctx), None
+        if isinstance(n, ast.Unary):
+            v, e = self.node(n.operand, ctx)
+            return (~v if n.op == "not" else -v), e
+        if isinstance(n, ast.Binary):
+            a, ea = self.node(n.left, ctx)
+            b, eb = self.node(n.right, ctx)
+            err = _or(ea, eb)
+            op = n.op
+            if op == "+":
+                return a + b, err
+            if op == "-":
+                return a - b, err
+            if op == "*":
+                return a * b, err
+            if op == "/":
+                return a / b, _or(err, b == 0)
+            if op == "<":
+                return a < b, err
+            if op == "<=":
+                return a <= b, err
+            if op == ">":
+                return a > b, err
+            if op == ">=":
+                return a >= b, err
+            if op == "=":
+                return a == b, err
+            if op == "!=":
+                return a != b, err
+            if op == "and":
+                return a & b, err
+            if op == "or":
+                return a | b, err
+            raise AssertionError(op)
+        return self.call(n, ctx)
+
+    def call(self, n: ast.Call, ctx: Context) -> tuple[pl.Expr, Err]:
+        f = n.func
+        if f == "if":
+            c, ec = self.node(n.args[0], ctx)
+            a, ea = self.node(n.args[1], ctx)
+            b, eb = self.node(n.args[2], ctx)
+            err: Err = None
+            if ea is not None or eb is not None:
+                err = (
+                    pl.when(c)
+                    .then(ea if ea is not None else pl.lit(False))
+                    .otherwise(eb if eb is not None else pl.lit(False))
+                )
+            return pl.when(c).then(a).otherwise(b), _or(ec, err)
+        parts = [self.node(a, ctx) for a in n.args]
+        vals = [p[0] for p in parts]
+        err = reduce(_or, (p[1] for p in parts), None)
+        if f == "min":
+            return pl.min_horizontal(*vals), err
+        if f == "max":
+            return pl.max_horizontal(*vals), err
+        if f == "abs":
+            return vals[0].abs(), err
+        if f == "ratio":
+            return self.safe_ratio(vals[0], vals[1]), err
+        if f == "pct":
+            return 100.0 * self.safe_ratio(vals[0], vals[1]), err
+        if f == "min1":
+            return pl.min_horizontal(vals[0], pl.lit(1.0)), err
+        if f == "over":
+            return pl.max_horizontal(vals[0] - vals[1], pl.lit(0.0)), err
+        if f == "floor0":
+            return pl.max_horizontal(vals[0], pl.lit(0.0)), err
+        if f == "clamp":
+            return pl.min_horizontal(pl.max_horizontal(vals[0], vals[1]), vals[2]), err
+        raise AssertionError(f)
+
+    def safe_ratio(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return pl.when(b == 0).then(pl.lit(1.0 if self.zero_met else 0.0)).otherwise(a / b)
+
+    # ------------------------------------------------------------ items
+
+    def points(self, item: Item) -> float:
+        if item.points is None:
+            raise ValueError(f"item {item.code} has no points")
+        return float(item.points)
+
+    def base(self, item: Item, ctx: Context) -> tuple[pl.Expr, Err]:
+        """The sum of the rule's base terms."""
+        rb = self.rb
+        rule = item.rule
+        if isinstance(rule, FullRule):
+            return pl.lit(rb.num(rule.full) if rule.full is not None else self.points(item)), None
+        if isinstance(rule, RatioRule):
+            r = rule.ratio
+            d, ed = self.formula(r.done, ctx)
+            t, et = self.formula(r.target, ctx)
+            ratio = self.safe_ratio(d, t)
+            if r.cap:
+                ratio = pl.min_horizontal(ratio, pl.lit(1.0))
+            out = self.points(item) * ratio
+            per_excess = rb.num(r.per_excess)
+            if per_excess:
+                out = out + per_excess * pl.max_horizontal(d - t, pl.lit(0.0))
+            return out, _or(ed, et)
+        if isinstance(rule, ThresholdRule):
+            th = rule.threshold
+            at = rb.num(th.at)
+            pts = rb.num(th.points) if th.points is not None else self.points(item)
+            if isinstance(th.rate, list):
+                num, en = self.formula(th.rate[0], ctx)
+                den, ed = self.formula(th.rate[1], ctx)
+                rate = (
+                    pl.when(den == 0)
+                    .then(pl.lit(at if self.zero_met else 0.0))
+                    .otherwise(100.0 * num / den)
+                )
+                err = _or(en, ed)
+            else:
+                rate, err = self.formula(th.rate, ctx)
+            above = rb.num(th.above)
+            met = pts + above * (rate - at) if above else pl.lit(pts)
+            if th.below == "proportional":
+                short = pts * rate / at
+            else:
+                short = pts + rb.num(th.below) * (at - rate)
+            return pl.when(rate >= at).then(met).otherwise(short), err
+        if isinstance(rule, BandRule):
+            b = rule.band
+            x, err = self.formula(b.value, ctx)
+            lo, hi = rb.num(b.full_at_most), rb.num(b.zero_at_least)
+            pts = rb.num(b.points) if b.points is not None else self.points(item)
+            frac = ((hi - x) / (hi - lo)).clip(0.0, 1.0)
+            return pts * frac, err
+        if isinstance(rule, ClampRule):
+            c = rule.clamp
+            x, err = self.formula(c.value, ctx)
+            hi = rb.num(c.max) if c.max is not None else self.points(item)
+            return pl.min_horizontal(pl.max_horizontal(x, pl.lit(rb.num(c.min))), pl.lit(hi)), err
+        if isinstance(rule, FormulaRule):
+            return self.formula(rule.formula, ctx)
+        raise AssertionError(rule)
+
+    def cases(self, cases: list[PerCase], ctx: Context) -> tuple[pl.Expr | None, Err]:
+        total: pl.Expr | None = None
+        err: Err = None
+        for pc in cases:
+            v, e = self.formula(pc.per, ctx)
+            term = self.rb.num(pc.points) * v
+            total = term if total is None else total + term
+            err = _or(err, e)
+        return total, err
+
+    def item(self, item: Item, ctx: Context) -> tuple[pl.Expr, Err]:
+        """The item's score for one step (floor, cap and veto applied)."""
+        m = self.m
+        score, err = self.base(item, ctx)
+        pre_b, e1 = self.cases([c for c in item.bonuses if not c.after_floor], ctx)
+        pre_d, e2 = self.cases([c for c in item.deductions if not c.after_floor], ctx)
+        post_b, e3 = self.cases([c for c in item.bonuses if c.after_floor], ctx)
+        post_d, e4 = self.cases([c for c in item.deductions if c.after_floor], ctx)
+        err = reduce(_or, (e1, e2, e3, e4), err)
+        if pre_b is not None:
+            score = score + pre_b
+        if pre_d is not None:
+            score = score - pre_d
+        floor = m.conventions.floor if item.floor == "default" else item.floor
+        if floor is not None:
+            score = pl.max_horizontal(score, pl.lit(self.rb.num(floor)))
+        if post_b is not None:
+            score = score + post_b
+        if post_d is not None:
+            score = score - post_d
+        cap: float | str | None
+        if item.cap == "default":
+            cap = item.points if m.conventions.cap_at_points else None
+        else:
+            cap = item.cap
+        if cap is not None:
+            score = pl.min_horizontal(score, pl.lit(self.rb.num(cap)))
+        if item.veto is not None:
+            cond, ev = self.formula(item.veto.when, ctx)
+            score = pl.when(cond).then(pl.lit(self.rb.num(item.veto.score))).otherwise(score)
+            err = _or(err, ev)
+        return score, err
