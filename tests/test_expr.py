@@ -21,11 +21,17 @@ def test_precedence_and_associativity() -> None:
 
 
 def test_functions_aliases_and_fullwidth() -> None:
-    assert parse("if(p == 0, 0, x)") == Call("if", (Binary("=", Name("p"), Num(0)), Num(0), Name("x")))
+    assert parse("if(p == 0, 0, x)") == Call(
+        "if", (Binary("=", Name("p"), Num(0)), Num(0), Name("x"))
+    )
     assert parse("a <> b") == Binary("!=", Name("a"), Name("b"))
     assert parse("（a＋b）×2÷4") == parse("(a+b)*2/4")
     assert parse("1.5e2") == Num(150.0) and parse(".5") == Num(0.5)
-    assert expr.names(parse("over(slogan_target * share, slogans)")) == {"slogan_target", "share", "slogans"}
+    assert expr.names(parse("over(slogan_target * share, slogans)")) == {
+        "slogan_target",
+        "share",
+        "slogans",
+    }
 
 
 @pytest.mark.parametrize(
@@ -63,6 +69,11 @@ def test_type_checks() -> None:
 
 
 def test_round_trip_through_text() -> None:
-    for text in ["1000 * (a + b) / p", "if(p = 0, 0, -x)", "min(a, b, 3) - max(1, c)", "not a > 1 or b <= 2"]:
+    for text in [
+        "1000 * (a + b) / p",
+        "if(p = 0, 0, -x)",
+        "min(a, b, 3) - max(1, c)",
+        "not a > 1 or b <= 2",
+    ]:
         node = parse(text)
         assert parse(expr.to_text(node)) == node

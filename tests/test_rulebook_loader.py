@@ -15,16 +15,28 @@ FIX = Path(__file__).parent / "fixtures" / "rulebooks"
 
 # file -> (line, key fragment or None, reason fragment)
 BROKEN = {
-    "unknown_name.yaml": (11, "items[0] (X1).rule.ratio.done", "unknown name 'dnoe' (did you mean 'done'?)"),
+    "unknown_name.yaml": (
+        11,
+        "items[0] (X1).rule.ratio.done",
+        "unknown name 'dnoe' (did you mean 'done'?)",
+    ),
     "bad_formula.yaml": (11, "items[0] (X1).rule.formula", "expected ')'"),
     "unknown_key.yaml": (12, "items[0] (X1).deductions[0].lable", "unknown key"),
     "missing_key.yaml": (7, "items[0] (X1).name", "required key is missing"),
     "bad_rule_kind.yaml": (10, "items[0] (X1).rule", "a rule is one of"),
-    "unknown_parameter.yaml": (11, "rule.threshold.at", "'c1_threshold' is neither a number nor a declared parameter"),
+    "unknown_parameter.yaml": (
+        11,
+        "rule.threshold.at",
+        "'c1_threshold' is neither a number nor a declared parameter",
+    ),
     "duplicate_item.yaml": (8, "items[1] (X1).code", "duplicate item code 'X1'"),
     "duplicate_key.yaml": (6, None, "duplicate key"),
     "yaml_syntax.yaml": (4, None, "YAML syntax error"),
-    "bad_shares.yaml": (3, "periods.target_shares", "needs one cumulative share per tertial (3), got 2"),
+    "bad_shares.yaml": (
+        3,
+        "periods.target_shares",
+        "needs one cumulative share per tertial (3), got 2",
+    ),
     "veto_not_condition.yaml": (11, "veto.when", "expected a condition"),
     "bad_kind.yaml": (5, "variables.x.kind", "'annual' or 'flow'"),
     "split_flow.yaml": (5, "variables.x.split", "only an annual target can be split"),
@@ -97,5 +109,7 @@ def test_unknown_shipped_name() -> None:
 
 def test_published_json_schema_is_current() -> None:
     """docs/rulebook.schema.json is what `kaohe schema` prints (regenerate it when the model changes)."""
-    published = json.loads((Path(__file__).parents[1] / "docs" / "rulebook.schema.json").read_text("utf-8"))
+    published = json.loads(
+        (Path(__file__).parents[1] / "docs" / "rulebook.schema.json").read_text("utf-8")
+    )
     assert published == Rulebook.model_json_schema()

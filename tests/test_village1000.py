@@ -6,6 +6,8 @@ each case), never from the engine's own output.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kaohe.engine import score
@@ -33,6 +35,7 @@ def item_score(
 
 
 # (item, period, annual, flows by step, expected) — spec §3, hand-computed
+# fmt: off
 CASES = [
     # A1 clamp(org_score, 0, 8)
     ("A1", "2022T1", {"org_score": 9}, {}, 8.0),
@@ -133,6 +136,7 @@ CASES = [
     ("H1", "2022T1", {"association_score": 25}, {}, 20.0),
     ("H1", "2022T1", {"association_score": 18.5}, {}, 18.5),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("code", "period", "annual", "flows", "expected"), CASES)
@@ -145,9 +149,26 @@ def test_all_zero_data_scores_the_spec_defaults() -> None:
     ds = make_dataset(RB, year_rows(RB))
     row = score(RB, ds, "2022T3").table.row(0, named=True)
     expected = {
-        "A1": 0, "A2": 12, "B1": 60, "B2": 120, "C1": 75, "C2": 75, "D1": 120, "E1": 20, "E2": 10,
-        "E3": 10, "E4": 20, "E5": 10, "E6": 10, "E7": 0, "F1": 180, "F2": 40, "G1": 40, "G2": 140,
-        "G3": 20, "H1": 0,
+        "A1": 0,
+        "A2": 12,
+        "B1": 60,
+        "B2": 120,
+        "C1": 75,
+        "C2": 75,
+        "D1": 120,
+        "E1": 20,
+        "E2": 10,
+        "E3": 10,
+        "E4": 20,
+        "E5": 10,
+        "E6": 10,
+        "E7": 0,
+        "F1": 180,
+        "F2": 40,
+        "G1": 40,
+        "G2": 140,
+        "G3": 20,
+        "H1": 0,
     }
     assert {c: row[c] for c in expected} == pytest.approx(expected)
     assert row["total"] == pytest.approx(sum(expected.values()))
@@ -181,7 +202,7 @@ def test_township_criticism_counts_once_at_minus_five() -> None:
 
 def test_zero_denominator_convention_is_a_rulebook_choice() -> None:
     """[I1] read as 'zero' instead of 'met'."""
-    text = RB.file and open(RB.file, encoding="utf-8").read()
+    text = Path(RB.file).read_text(encoding="utf-8")
     assert "zero_denominator: met" in text
     from kaohe.rulebook.loader import load_rulebook_text
 
@@ -234,7 +255,9 @@ def test_rank_bonuses_can_reorder_the_year() -> None:
     """V2 leads T1 and T2 (+4 each) but V1 overtakes at T3 by 1 point: the bonuses decide the year."""
     rows: dict = {}
     rows.update(year_rows(RB, unit="V1", flows={3: {"township_praise": 3}}))  # +6 at T3 only
-    rows.update(year_rows(RB, unit="V2", flows={1: {"township_praise": 1}, 2: {"township_praise": 1}}))
+    rows.update(
+        year_rows(RB, unit="V2", flows={1: {"township_praise": 1}, 2: {"township_praise": 1}})
+    )
     rows.update(year_rows(RB, unit="V3"))
     ds = make_dataset(RB, rows)
     org = org_units([("T", None), ("V1", "T"), ("V2", "T"), ("V3", "T")])
@@ -255,9 +278,16 @@ def test_groups_rank_separately() -> None:
     for u, bump in {"A1": 1, "A2": 0, "B1": 0, "B2": 2}.items():
         rows.update(year_rows(RB, unit=u, flows={1: {"township_praise": bump}}))
     ds = make_dataset(RB, rows)
-    org = org_units([("TA", None), ("TB", None), ("A1", "TA"), ("A2", "TA"), ("B1", "TB"), ("B2", "TB")])
+    org = org_units(
+        [("TA", None), ("TB", None), ("A1", "TA"), ("A2", "TA"), ("B1", "TB"), ("B2", "TB")]
+    )
     res = {r["unit"]: r for r in score(RB, ds, "2022T1", org).table.iter_rows(named=True)}
-    assert (res["A1"]["rank"], res["A2"]["rank"], res["B1"]["rank"], res["B2"]["rank"]) == (1, 2, 2, 1)
+    assert (res["A1"]["rank"], res["A2"]["rank"], res["B1"]["rank"], res["B2"]["rank"]) == (
+        1,
+        2,
+        2,
+        1,
+    )
     assert res["A1"]["group"] == "TA" and res["B2"]["group"] == "TB"
 
 

@@ -86,16 +86,25 @@ def _params(values: list[str] | None) -> dict[str, float]:
     return params
 
 
-RulebookArg = Annotated[str, typer.Argument(help="a shipped rulebook name (see `kaohe rulebooks`) or a YAML file")]
-DataOpt = Annotated[Path, typer.Option("--data", help="data file: CSV, XLSX or Parquet, wide or long layout")]
+RulebookArg = Annotated[
+    str, typer.Argument(help="a shipped rulebook name (see `kaohe rulebooks`) or a YAML file")
+]
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="data file: CSV, XLSX or Parquet, wide or long layout")
+]
 UnitsOpt = Annotated[Path | None, typer.Option("--units", help="org units file (code,name,parent)")]
-PeriodOpt = Annotated[str, typer.Option("--period", help="2022 (year), 2022T1..T3, 2022Q1, 2022-03")]
+PeriodOpt = Annotated[
+    str, typer.Option("--period", help="2022 (year), 2022T1..T3, 2022Q1, 2022-03")
+]
 ParamOpt = Annotated[
-    list[str] | None, typer.Option("--param", help="override a rulebook parameter: NAME=NUMBER (repeatable)")
+    list[str] | None,
+    typer.Option("--param", help="override a rulebook parameter: NAME=NUMBER (repeatable)"),
 ]
 
 
-def _load(rulebook: str, data: Path, units: Path | None, params: list[str] | None, step: Any) -> tuple[Any, Any, Any]:
+def _load(
+    rulebook: str, data: Path, units: Path | None, params: list[str] | None, step: Any
+) -> tuple[Any, Any, Any]:
     from kaohe.io.read import read_data
     from kaohe.io.units import read_units
     from kaohe.rulebook.loader import load_rulebook
@@ -117,9 +126,15 @@ def score(
     data: DataOpt,
     period: PeriodOpt,
     units: UnitsOpt = None,
-    format: Annotated[ScoreFormat | None, typer.Option("--format", help="json (default), csv or xlsx")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="output file (default: standard output)")] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="include each unit's term-by-term explanation")] = False,
+    format: Annotated[
+        ScoreFormat | None, typer.Option("--format", help="json (default), csv or xlsx")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="output file (default: standard output)")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="include each unit's term-by-term explanation")
+    ] = False,
     param: ParamOpt = None,
 ) -> None:
     """Score every unit for a period: totals, ranks, item scores, bonuses and deductions."""
@@ -127,11 +142,17 @@ def score(
     from kaohe.output import to_json, write_csv
 
     try:
-        fmt = format or (ScoreFormat(output.suffix[1:]) if output and output.suffix[1:] in ScoreFormat.__members__ else ScoreFormat.json)
+        fmt = format or (
+            ScoreFormat(output.suffix[1:])
+            if output and output.suffix[1:] in ScoreFormat.__members__
+            else ScoreFormat.json
+        )
         if fmt is ScoreFormat.xlsx and output is None:
             raise KaoheError("--format xlsx needs --output FILE.xlsx")
         if explain and fmt is ScoreFormat.csv:
-            raise KaoheError("--explain needs --format json or xlsx (a CSV row cannot hold an explanation)")
+            raise KaoheError(
+                "--explain needs --format json or xlsx (a CSV row cannot hold an explanation)"
+            )
         with _steps() as step:
             rb, ds, org = _load(rulebook, data, units, param, step)
             step("计算 scoring")
@@ -142,7 +163,10 @@ def score(
                 explanations = _explain_all(rb, ds, org, result)
             step("写出 writing")
             if fmt is ScoreFormat.json:
-                text = to_json(result, {u: e["json"] for u, e in explanations.items()} if explanations else None)
+                text = to_json(
+                    result,
+                    {u: e["json"] for u, e in explanations.items()} if explanations else None,
+                )
                 if output:
                     output.write_text(text + "\n", encoding="utf-8")
                 else:
@@ -200,17 +224,20 @@ def explain(
     period: PeriodOpt,
     unit: Annotated[str, typer.Option("--unit", help="the unit's code")],
     units: UnitsOpt = None,
-    format: Annotated[ExplainFormat, typer.Option("--format", help="text or json")] = ExplainFormat.text,
+    format: Annotated[
+        ExplainFormat, typer.Option("--format", help="text or json")
+    ] = ExplainFormat.text,
     param: ParamOpt = None,
 ) -> None:
     """Explain one unit's score term by term: inputs, each term's points, floors, vetoes, ranks."""
     from kaohe.engine import explain as ex
+    from kaohe.periods import Period
 
     try:
         with _steps() as step:
             rb, ds, org = _load(rulebook, data, units, param, step)
             step("生成说明 explaining")
-            e = ex.explain_unit(rb, ds, org, period, unit)
+            e = ex.explain_unit(rb, ds, org, Period.parse(period), unit)
         if format is ExplainFormat.json:
             sys.stdout.write(json.dumps(ex.to_json(e), ensure_ascii=False, indent=1) + "\n")
         else:
@@ -287,7 +314,9 @@ def schema() -> None:
 
 @app.command()
 def demo(
-    output_dir: Annotated[Path, typer.Option("--output-dir", help="where to write the reports")] = Path("out"),
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", help="where to write the reports")
+    ] = Path("out"),
 ) -> None:
     """Score the shipped demo county for 2022, print the ranking per township, write the XLSX report."""
     from kaohe.demo.run import run_demo

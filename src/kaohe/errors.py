@@ -17,7 +17,12 @@ class RulebookError(KaoheError):
     """A rulebook file is invalid: names file, line and key."""
 
     def __init__(
-        self, reason: str, *, file: str | None = None, line: int | None = None, key: str | None = None
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
     ) -> None:
         self.reason = reason
         self.file = file

@@ -76,7 +76,11 @@ def plan_period(rb: LoadedRulebook, period: Period | str) -> Plan:
         return Plan(p, p.year, data, [k], "step")
     if p.kind == PeriodKind.YEAR and cumulative:
         return Plan(p, p.year, list(range(1, n + 1)), list(range(1, n + 1)), "cumulative_year")
-    if not cumulative and MONTHS[p.kind] > MONTHS[step_kind] and MONTHS[p.kind] % MONTHS[step_kind] == 0:
+    if (
+        not cumulative
+        and MONTHS[p.kind] > MONTHS[step_kind]
+        and MONTHS[p.kind] % MONTHS[step_kind] == 0
+    ):
         steps = [s.index for s in p.subperiods(step_kind)]
         return Plan(p, p.year, steps, steps, "sum")
     example = Period(p.year, step_kind, 1)
@@ -144,7 +148,9 @@ def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFra
     out = table
     pieces: list[tuple[Period, list[str], dict[str, str], str]] = []
     if annual:
-        pieces.append((Period(plan.year, PeriodKind.YEAR), annual, {v: v for v in annual}, "annual"))
+        pieces.append(
+            (Period(plan.year, PeriodKind.YEAR), annual, {v: v for v in annual}, "annual")
+        )
     for j in plan.data_steps:
         pieces.append((plan.step_period(rb, j), flows, {v: flow_col(v, j) for v in flows}, "flow"))
     for period, names, rename, kind in pieces:
@@ -152,7 +158,9 @@ def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFra
             continue
         has = f"__has:{period}"
         rows = f.filter(pl.col(PERIOD) == str(period)).select(
-            pl.col(UNIT), pl.col(ROW).alias(f"__row:{period}"), *[pl.col(v).alias(rename[v]) for v in names]
+            pl.col(UNIT),
+            pl.col(ROW).alias(f"__row:{period}"),
+            *[pl.col(v).alias(rename[v]) for v in names],
         )
         out = out.join(rows.with_columns(pl.lit(True).alias(has)), on=UNIT, how="left")
         missing = out.filter(pl.col(has).is_null())
@@ -200,7 +208,9 @@ def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreR
         for v in flows:
             for k in plan.data_steps:
                 ytd.append(
-                    pl.sum_horizontal(pl.col(flow_col(v, j)) for j in range(1, k + 1)).alias(ytd_col(v, k))
+                    pl.sum_horizontal(pl.col(flow_col(v, j)) for j in range(1, k + 1)).alias(
+                        ytd_col(v, k)
+                    )
                     if k > 1
                     else pl.col(flow_col(v, 1)).alias(ytd_col(v, 1))
                 )
@@ -242,23 +252,28 @@ def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreR
     lf = lf.with_columns(exprs)
     lf = lf.with_columns(
         pl.sum_horizontal(
-            [pl.col(item_col(i.code, k)) for i in m.items] + [pl.col(adj_col(a.code, k)) for a in m.adjustments]
+            [pl.col(item_col(i.code, k)) for i in m.items]
+            + [pl.col(adj_col(a.code, k)) for a in m.adjustments]
         ).alias(total_col(k))
         for k in plan.scored_steps
     )
 
     def rank(col: str) -> pl.Expr:
-        return pl.col(col).round(TIE_DECIMALS).rank("min", descending=True).over(GROUP).cast(pl.Int64)
+        return (
+            pl.col(col).round(TIE_DECIMALS).rank("min", descending=True).over(GROUP).cast(pl.Int64)
+        )
 
     last = plan.scored_steps[-1]
     item_codes = [i.code for i in m.items]
     adj_codes = [a.code for a in m.adjustments]
     if plan.mode == "sum":
         final_items = [
-            pl.sum_horizontal(pl.col(item_col(c, k)) for k in plan.scored_steps).alias(c) for c in item_codes
+            pl.sum_horizontal(pl.col(item_col(c, k)) for k in plan.scored_steps).alias(c)
+            for c in item_codes
         ]
         final_adj = [
-            pl.sum_horizontal(pl.col(adj_col(c, k)) for k in plan.scored_steps).alias(c) for c in adj_codes
+            pl.sum_horizontal(pl.col(adj_col(c, k)) for k in plan.scored_steps).alias(c)
+            for c in adj_codes
         ]
         total = pl.sum_horizontal(pl.col(total_col(k)) for k in plan.scored_steps)
         bonus = pl.lit(0.0)

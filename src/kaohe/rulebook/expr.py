@@ -70,8 +70,18 @@ FUNCTIONS: dict[str, tuple[int, int | None, str, str]] = {
     "max": (2, None, "num", "largest of the arguments"),
     "abs": (1, 1, "num", "absolute value"),
     "if": (3, 3, "num", "if(condition, value if true, value if false)"),
-    "ratio": (2, 2, "num", "a / b; when b = 0 the zero-denominator convention applies (met: 1) [I1]"),
-    "pct": (2, 2, "num", "100 · a / b; when b = 0 the zero-denominator convention applies (met: 100) [I1]"),
+    "ratio": (
+        2,
+        2,
+        "num",
+        "a / b; when b = 0 the zero-denominator convention applies (met: 1) [I1]",
+    ),
+    "pct": (
+        2,
+        2,
+        "num",
+        "100 · a / b; when b = 0 the zero-denominator convention applies (met: 100) [I1]",
+    ),
     "min1": (1, 1, "num", "min(x, 1)"),
     "over": (2, 2, "num", "max(a − b, 0): how far a exceeds b"),
     "floor0": (1, 1, "num", "max(x, 0)"),
@@ -98,7 +108,9 @@ class ExprError(ValueError):
 
 # ---------------------------------------------------------------- tokens
 
-_FULLWIDTH = str.maketrans({"（": "(", "）": ")", "，": ",", "×": "*", "÷": "/", "－": "-", "＋": "+", "＝": "="})
+_FULLWIDTH = str.maketrans(
+    {"（": "(", "）": ")", "，": ",", "×": "*", "÷": "/", "－": "-", "＋": "+", "＝": "="}
+)
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"

@@ -9,6 +9,7 @@ All problems found are reported together (:class:`RulebookErrors`), not one at a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ class LoadedRulebook:
         """Declared variables plus one flow per adjustment (加分/扣分 counts)."""
         out = dict(self.model.variables)
         for a in self.model.adjustments:
-            out[a.code] = Variable(label=a.label, label_en=a.label_en, kind="flow", unit=a.unit, default=None)
+            out[a.code] = Variable(
+                label=a.label, label_en=a.label_en, kind="flow", unit=a.unit, default=None
+            )
         return out
 
     def num(self, v: Num | None) -> float:
@@ -106,16 +109,12 @@ def _line_of(tree: Any, loc: tuple[Any, ...]) -> int | None:
     line: int | None = None
     for part in loc:
         if isinstance(node, CommentedMap) and part in node:
-            try:
+            with contextlib.suppress(KeyError, TypeError):
                 line = node.lc.key(part)[0] + 1
-            except (KeyError, TypeError):
-                pass
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            try:
+            with contextlib.suppress(KeyError, TypeError, IndexError):
                 line = node.lc.item(part)[0] + 1
-            except (KeyError, TypeError, IndexError):
-                pass
             node = node[part]
         elif isinstance(node, CommentedMap) and isinstance(part, str):
             continue  # a union tag in a Pydantic location, not a key of the file
@@ -159,7 +158,11 @@ def _read_yaml(text: str, file: str) -> Any:
     except DuplicateKeyError as e:
         mark = e.problem_mark
         raise RulebookErrors(
-            [RulebookError(f"duplicate key: {e.problem}", file=file, line=mark.line + 1 if mark else None)]
+            [
+                RulebookError(
+                    f"duplicate key: {e.problem}", file=file, line=mark.line + 1 if mark else None
+                )
+            ]
         ) from None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -188,7 +191,11 @@ def resolve_path(name_or_path: str | Path) -> Path:
         return Path(str(shipped))
     known = ", ".join(shipped_rulebooks())
     raise RulebookErrors(
-        [RulebookError(f"no such rulebook file or shipped rulebook (shipped: {known})", file=str(p))]
+        [
+            RulebookError(
+                f"no such rulebook file or shipped rulebook (shipped: {known})", file=str(p)
+            )
+        ]
     )
 
 
@@ -207,11 +214,15 @@ def load_rulebook(
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise RulebookErrors([RulebookError(f"cannot read: {e.strerror}", file=str(path))]) from None
+        raise RulebookErrors(
+            [RulebookError(f"cannot read: {e.strerror}", file=str(path))]
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise RulebookErrors([RulebookError(f"not UTF-8 text ({e.reason})", file=str(path))]) from None
+        raise RulebookErrors(
+            [RulebookError(f"not UTF-8 text ({e.reason})", file=str(path))]
+        ) from None
     return load_rulebook_text(text, file=str(path), params=params)
 
 
@@ -220,7 +231,13 @@ def load_rulebook_text(
 ) -> LoadedRulebook:
     tree = _read_yaml(text, file)
     if not isinstance(tree, dict):
-        raise RulebookErrors([RulebookError("a rulebook is a YAML mapping (code:, name:, items: …)", file=file, line=1)])
+        raise RulebookErrors(
+            [
+                RulebookError(
+                    "a rulebook is a YAML mapping (code:, name:, items: …)", file=file, line=1
+                )
+            ]
+        )
     try:
         model = Rulebook.model_validate(_plain(tree))
     except ValidationError as e:
@@ -229,7 +246,10 @@ def load_rulebook_text(
             loc = tuple(err["loc"])
             errors.append(
                 RulebookError(
-                    _pydantic_message(err), file=file, line=_line_of(tree, loc), key=_key_text(tree, loc) or None
+                    _pydantic_message(err),
+                    file=file,
+                    line=_line_of(tree, loc),
+                    key=_key_text(tree, loc) or None,
                 )
             )
         raise RulebookErrors(_dedupe(errors)) from None
@@ -239,7 +259,12 @@ def load_rulebook_text(
         if unknown:
             known = ", ".join(model.parameters) or "none"
             raise RulebookErrors(
-                [RulebookError(f"unknown parameter '{u}' (declared: {known})", file=file, key="parameters") for u in unknown]
+                [
+                    RulebookError(
+                        f"unknown parameter '{u}' (declared: {known})", file=file, key="parameters"
+                    )
+                    for u in unknown
+                ]
             )
         new_params = {
             k: p.model_copy(update={"value": float(params[k])}) if k in params else p
@@ -288,7 +313,9 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
     errors: list[RulebookError] = []
 
     def err(reason: str, loc: tuple[Any, ...]) -> None:
-        errors.append(RulebookError(reason, file=rb.file, line=_line_of(tree, loc), key=_key_text(tree, loc)))
+        errors.append(
+            RulebookError(reason, file=rb.file, line=_line_of(tree, loc), key=_key_text(tree, loc))
+        )
 
     # codes
     item_codes: set[str] = set()
@@ -301,7 +328,10 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
         if a.code in adj_codes or a.code in item_codes:
             err(f"duplicate code '{a.code}'", ("adjustments", i, "code"))
         if a.code in m.variables:
-            err(f"adjustment '{a.code}' is also declared as a variable (an adjustment declares its own count)", ("adjustments", i, "code"))
+            err(
+                f"adjustment '{a.code}' is also declared as a variable (an adjustment declares its own count)",
+                ("adjustments", i, "code"),
+            )
         adj_codes.add(a.code)
     for name in m.parameters:
         if name in rb.variables:
@@ -314,7 +344,10 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
         import re
 
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            err(f"variable code '{name}' must be letters, digits and _ (start with a letter)", ("variables", name))
+            err(
+                f"variable code '{name}' must be letters, digits and _ (start with a letter)",
+                ("variables", name),
+            )
     for name, v in m.variables.items():
         if v.split and v.kind != "annual":
             err("only an annual target can be split across periods", ("variables", name, "split"))
@@ -324,18 +357,27 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
     if m.groups:
         for i, item in enumerate(m.items):
             if item.group is not None and item.group not in group_codes:
-                err(f"unknown group '{item.group}' (declared: {', '.join(sorted(group_codes))})", ("items", i, "group"))
+                err(
+                    f"unknown group '{item.group}' (declared: {', '.join(sorted(group_codes))})",
+                    ("items", i, "group"),
+                )
 
     # periods
     p = m.periods
     n = rb.steps_per_year()
     if p.target_shares is not None:
         if len(p.target_shares) != n:
-            err(f"needs one cumulative share per {p.step.value} ({n}), got {len(p.target_shares)}", ("periods", "target_shares"))
+            err(
+                f"needs one cumulative share per {p.step.value} ({n}), got {len(p.target_shares)}",
+                ("periods", "target_shares"),
+            )
         elif any(b < a for a, b in zip(p.target_shares, p.target_shares[1:], strict=False)) or any(
             s < 0 for s in p.target_shares
         ):
-            err("cumulative shares must be non-negative and never decrease", ("periods", "target_shares"))
+            err(
+                "cumulative shares must be non-negative and never decrease",
+                ("periods", "target_shares"),
+            )
     for r in m.ranking.rank_bonus:
         if r < 1:
             err("ranks start at 1", ("ranking", "rank_bonus", r))
@@ -370,7 +412,10 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
             t = rule.threshold
             if isinstance(t.rate, list):
                 if len(t.rate) != 2:
-                    err("rate is [numerator, denominator] or one expression", (*base, "rule", "threshold", "rate"))
+                    err(
+                        "rate is [numerator, denominator] or one expression",
+                        (*base, "rule", "threshold", "rate"),
+                    )
                 for j, part in enumerate(t.rate):
                     formula(part, (*base, "rule", "threshold", "rate", j))
             else:

@@ -89,7 +89,9 @@ class ThresholdSpec(_Model):
         description="[numerator, denominator] (rate = 100·num/den) or an expression giving percent"
     )
     at: Num = Field(description="threshold in percent")
-    points: Num | None = Field(None, description="points at the threshold (default: the item's points)")
+    points: Num | None = Field(
+        None, description="points at the threshold (default: the item's points)"
+    )
     below: Num | Literal["proportional"] = Field(
         description="points per percentage point below the threshold (negative), or 'proportional' (points × rate/at)"
     )
@@ -183,7 +185,9 @@ class PerCase(_Model):
     """points × count, the count being a variable or an expression (每…一例加/扣…分)."""
 
     per: str = Field(description="expression giving the number of cases")
-    points: Num = Field(description="points per case (positive; the list says whether added or deducted)")
+    points: Num = Field(
+        description="points per case (positive; the list says whether added or deducted)"
+    )
     label: str | None = Field(None, description="Chinese label for the explanation")
     after_floor: bool = Field(
         False, description="added after the floor (the floor applies to the deduction part only)"
@@ -203,19 +207,23 @@ class Item(_Model):
     name: str
     name_en: str | None = None
     group: str | None = None
-    points: float | None = Field(None, description="the item's points in the scheme (None: open-ended)")
+    points: float | None = Field(
+        None, description="the item's points in the scheme (None: open-ended)"
+    )
     rule: Rule
     bonuses: list[PerCase] = []
     deductions: list[PerCase] = []
-    floor: Num | None | Literal["default"] = Field(
+    floor: Num | Literal["default"] | None = Field(
         "default", description="lowest score after deductions (default: conventions.floor)"
     )
-    cap: Num | None | Literal["default"] = Field(
-        "default", description="highest score (default: the item's points if conventions.cap_at_points)"
+    cap: Num | Literal["default"] | None = Field(
+        "default",
+        description="highest score (default: the item's points if conventions.cap_at_points)",
     )
     veto: Veto | None = None
     per_period: bool = Field(
-        False, description="scored on each period's own data, never cumulated; the YTD score is the sum"
+        False,
+        description="scored on each period's own data, never cumulated; the YTD score is the sum",
     )
     source: str = Field("", description="the plan's wording (Chinese)")
     clause: str = Field("", description="the spec clause, e.g. 'village-1000 §3 C1 [I5]'")
@@ -242,9 +250,12 @@ class Adjustment(_Model):
 
 
 class Periods(_Model):
-    step: PeriodKind = Field(description="the reporting and assessment period: tertial, quarter, month or year")
+    step: PeriodKind = Field(
+        description="the reporting and assessment period: tertial, quarter, month or year"
+    )
     cumulative: bool = Field(
-        True, description="累积分制: a step is scored on year-to-date data; otherwise on its own data"
+        True,
+        description="累积分制: a step is scored on year-to-date data; otherwise on its own data",
     )
     target_shares: list[float] | None = Field(
         None,
@@ -258,7 +269,9 @@ class Conventions(_Model):
         description="[I1] nothing due counts as exactly met (ratio 1, rate = threshold) or as zero",
     )
     floor: float | None = Field(0, description="[I3] default lowest item score after deductions")
-    cap_at_points: bool = Field(False, description="[I3] cap item scores at their points by default")
+    cap_at_points: bool = Field(
+        False, description="[I3] cap item scores at their points by default"
+    )
 
 
 class Ranking(_Model):
