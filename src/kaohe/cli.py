@@ -192,11 +192,10 @@ def score(
 def _explain_all(rb: Any, ds: Any, org: Any, result: Any) -> dict[str, dict[str, Any]]:
     from kaohe.engine import explain as ex
 
-    out: dict[str, dict[str, Any]] = {}
-    for unit in result.table["unit"].to_list():
-        e = ex.explain_unit(rb, ds, org, result.period, unit)
-        out[unit] = {"json": ex.to_json(e), "text": ex.render_text(e)}
-    return out
+    return {
+        unit: {"json": ex.to_json(e), "text": ex.render_text(e)}
+        for unit, e in ex.explain_all(rb, ds, org, result.period).items()
+    }
 
 
 def _append_explanations_sheet(path: Path, explanations: dict[str, dict[str, Any]]) -> None:
