@@ -25,21 +25,32 @@ def rounded_table(result: ScoreResult) -> pl.DataFrame:
 def result_records(result: ScoreResult) -> list[dict[str, Any]]:
     """The JSON contract's ``results`` list (adjustments: non-zero only)."""
     period = str(result.period)
+    outcomes: dict[str, list[dict[str, Any]]] = {}
+    for o in result.outcomes.iter_rows(named=True):
+        rec: dict[str, Any] = {"code": o["code"], "label": o["label"], "kind": o["kind"]}
+        if o["amount_fen"] is not None:
+            rec["amount"] = o["amount_fen"] / 100
+            rec["payee"] = o["payee"]
+            rec["funder"] = o["funder"]
+        outcomes.setdefault(o["unit"], []).append(rec)
     out = []
     for row in rounded_table(result).iter_rows(named=True):
-        out.append(
-            {
-                "unit": row["unit"],
-                "name": row["name"],
-                "group": row["group"],
-                "period": period,
-                "total": row["total"],
-                "rank": row["rank"],
-                "items": {c: row[c] for c in result.item_codes},
-                "adjustments": {c: row[c] for c in result.adjustment_codes if row[c]},
-                "rank_bonus": row["rank_bonus"],
-            }
-        )
+        record: dict[str, Any] = {
+            "unit": row["unit"],
+            "name": row["name"],
+            "group": row["group"],
+            "period": period,
+            "total": row["total"],
+            "rank": row["rank"],
+            "items": {c: row[c] for c in result.item_codes},
+            "adjustments": {c: row[c] for c in result.adjustment_codes if row[c]},
+            "rank_bonus": row["rank_bonus"],
+        }
+        for flag in result.flag_codes:
+            record[flag] = row[flag]
+        record["vetoed"] = row["vetoed"]
+        record["outcomes"] = outcomes.get(row["unit"], [])
+        out.append(record)
     return out
 
 
@@ -61,9 +72,9 @@ def to_json(result: ScoreResult, explanations: dict[str, Any] | None = None) -> 
 
 
 def csv_frame(result: ScoreResult) -> pl.DataFrame:
-    """The CSV contract: ``unit,name,group,total,rank,<item codes…>``."""
+    """The CSV contract: ``unit,name,group,total,rank,<item codes…>`` (then any flags)."""
     return rounded_table(result).select(
-        "unit", "name", "group", "total", "rank", *result.item_codes
+        "unit", "name", "group", "total", "rank", *result.item_codes, *result.flag_codes
     )
 
 

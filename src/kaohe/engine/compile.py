@@ -67,14 +67,18 @@ def _or(a: Err, b: Err) -> Err:
 
 
 class Compiler:
-    def __init__(self, rb: LoadedRulebook) -> None:
+    def __init__(self, rb: LoadedRulebook, names: dict[str, pl.Expr] | None = None) -> None:
+        """``names`` overrides what names mean (item scores, flags, ranks in result formulas)."""
         self.rb = rb
+        self.names = names or {}
         self.m = rb.model
         self.zero_met = self.m.conventions.zero_denominator == "met"
 
     # ------------------------------------------------------------ formulas
 
     def name(self, name: str, ctx: Context) -> pl.Expr:
+        if name in self.names:
+            return self.names[name]
         if name == "share":
             return pl.lit(ctx.share)
         if name in self.m.parameters:
@@ -171,9 +175,10 @@ class Compiler:
     # ------------------------------------------------------------ items
 
     def points(self, item: Item) -> float:
-        if item.points is None:
+        p = self.rb.points(item)
+        if p is None:
             raise ValueError(f"item {item.code} has no points")
-        return float(item.points)
+        return p
 
     def base(self, item: Item, ctx: Context) -> tuple[pl.Expr, Err]:
         """The sum of the rule's base terms."""
@@ -263,7 +268,7 @@ class Compiler:
             score = score - post_d
         cap: float | str | None
         if item.cap == "default":
-            cap = item.points if m.conventions.cap_at_points else None
+            cap = self.rb.points(item) if m.conventions.cap_at_points else None
         else:
             cap = item.cap
         if cap is not None:

@@ -14,15 +14,24 @@ from dataclasses import dataclass
 import polars as pl
 
 from kaohe.engine.compile import Compiler, Context, flow_col, ytd_col
-from kaohe.engine.result import ScoreResult
+from kaohe.engine.result import OUTCOME_SCHEMA, ScoreResult
 from kaohe.errors import EvaluationError, KaoheError
 from kaohe.io.dataset import PERIOD, ROW, UNIT, Dataset, OrgUnits
 from kaohe.periods import MONTHS, Period, PeriodKind
 from kaohe.rulebook import expr
 from kaohe.rulebook.loader import LoadedRulebook
-from kaohe.rulebook.schema import BandRule, ClampRule, FormulaRule, RatioRule, ThresholdRule
+from kaohe.rulebook.schema import (
+    BandRule,
+    ClampRule,
+    FormulaRule,
+    Outcome,
+    Placement,
+    RatioRule,
+    ThresholdRule,
+)
 
 GROUP = "__group"
+FLAG_EPS = 1e-9  # an item "reaches its points" within float noise
 NAME = "__name"
 TIE_DECIMALS = 9
 
@@ -45,6 +54,10 @@ def total_col(step: int) -> str:
 
 def rank_col(step: int) -> str:
     return f"__r@{step}"
+
+
+def flag_col(code: str, step: int) -> str:
+    return f"__f:{code}@{step}"
 
 
 def err_col(code: str, step: int) -> str:
@@ -111,7 +124,13 @@ def referenced_variables(rb: LoadedRulebook) -> set[str]:
             texts.append(item.veto.when)
         for t in texts:
             names |= expr.names(rb.formula(t))
-    return {n for n in names if n in rb.variables}
+    m = rb.model
+    extra = [f.when for f in m.flags.values() if f.when] + [o.when for o in m.outcomes if o.when]
+    if m.ranking.placement is not None:
+        extra.append(m.ranking.placement.when)
+    for t in extra:
+        names |= expr.names(rb.formula(t))
+    return {n for n in names if n in rb.variables and rb.variables[n].level == "unit"}
 
 
 def assessed_units(rb: LoadedRulebook, data: Dataset, units: OrgUnits | None) -> pl.DataFrame:
@@ -197,6 +216,7 @@ def score(
 def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreResult:
     m = rb.model
     comp = Compiler(rb)
+    items_by_code = {i.code: i for i in m.items}
     cumulative = m.periods.cumulative
     used = referenced_variables(rb)
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
@@ -266,6 +286,33 @@ def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreR
     last = plan.scored_steps[-1]
     item_codes = [i.code for i in m.items]
     adj_codes = [a.code for a in m.adjustments]
+    flag_codes = list(m.flags)
+
+    # flags per scored step (e.g. 达标: L1, P1 and R1 each at their points)
+    if m.flags:
+        flag_exprs = []
+        for k in plan.scored_steps:
+            names = {c: pl.col(item_col(c, k)) for c in item_codes}
+            names["total"] = pl.col(total_col(k))
+            fcomp = Compiler(rb, names)
+            ctx = Context(k, cumulative, rb.share(k) if cumulative else rb.step_share(k))
+            for code, flag in m.flags.items():
+                conds = [
+                    pl.col(item_col(c, k)) >= (rb.points(items_by_code[c]) or 0.0) - FLAG_EPS
+                    for c in flag.all_full
+                ]
+                if flag.when is not None:
+                    conds.append(fcomp.formula(flag.when, ctx)[0])
+                flag_exprs.append(pl.all_horizontal(conds).alias(flag_col(code, k)))
+        lf = lf.with_columns(flag_exprs)
+
+    def over_steps(code: str) -> pl.Expr:
+        how = m.flags[code].over_steps
+        if how == "last" or len(plan.scored_steps) == 1:
+            return pl.col(flag_col(code, last))
+        cols = [pl.col(flag_col(code, k)) for k in plan.scored_steps]
+        return pl.all_horizontal(cols) if how == "all" else pl.any_horizontal(cols)
+
     if plan.mode == "sum":
         final_items = [
             pl.sum_horizontal(pl.col(item_col(c, k)) for k in plan.scored_steps).alias(c)
@@ -290,39 +337,203 @@ def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreR
                 for k in plan.scored_steps
             )
             total = total + bonus
-    lf = lf.with_columns(total.alias("total"), bonus.alias("rank_bonus"))
-    lf = lf.with_columns(rank("total").alias("rank"))
+    lf = lf.with_columns(
+        total.alias("total"),
+        bonus.alias("rank_bonus"),
+        *[over_steps(c).alias(c) for c in flag_codes],
+        *[e.alias(f"__fi:{e.meta.output_name()}") for e in final_items],
+    )
+
+    # the period's result context: variables over the period, item scores, flags, total
+    result_names: dict[str, pl.Expr] = {c: pl.col(f"__fi:{c}") for c in item_codes}
+    result_names.update({c: pl.col(c) for c in flag_codes})
+    result_names["total"] = pl.col("total")
+    if plan.mode == "sum":
+        for v in flows:
+            result_names[v] = pl.sum_horizontal(pl.col(flow_col(v, j)) for j in plan.scored_steps)
+    rctx = Context(last, cumulative, rb.share(last) if cumulative else rb.step_share(last))
+    kind = plan.period.kind
+
+    # forced placement and vetoes, decided before ranking
+    placement = m.ranking.placement
+    applies = placement is not None and kind in (placement.periods or [m.periods.step])
+    vetoes = [o for o in m.outcomes if o.kind == "veto" and kind in o.periods]
+    pre: list[pl.Expr] = []
+    if placement is not None and applies:
+        pre.append(Compiler(rb, result_names).formula(placement.when, rctx)[0].alias("__placed"))
+    veto_cols = []
+    for o in vetoes:
+        cond = Compiler(rb, result_names).formula(o.when, rctx)[0] if o.when else pl.lit(True)
+        pre.append(cond.fill_null(False).alias(f"__o:{o.code}"))
+        veto_cols.append(f"__o:{o.code}")
+    pre.append(pl.any_horizontal([pl.col(c) for c in veto_cols]) if veto_cols else pl.lit(False))
+    lf = lf.with_columns(pre[:-1]).with_columns(pre[-1].alias("vetoed"))
+
+    # outcome conditions that do not depend on the rank are evaluated here; the rest after ranking
+    others = [o for o in m.outcomes if o.kind != "veto" and kind in o.periods]
+    outcome_vars = sorted(
+        {n for o in others if o.when for n in expr.names(rb.formula(o.when)) if n in rb.variables}
+    )
+    rcomp = Compiler(rb, result_names)
+    lf = lf.with_columns(rcomp.name(v, rctx).alias(f"__v:{v}") for v in outcome_vars)
 
     step_cols = [c for k in plan.scored_steps for c in (total_col(k), rank_col(k))]
+    keep_steps = plan.mode == "cumulative_year" and bool(m.ranking.rank_bonus)
     out = lf.select(
         pl.col(UNIT),
         pl.col(NAME).alias("name"),
         pl.col(GROUP).alias("group"),
         "total",
-        "rank",
         "rank_bonus",
-        *final_items,
+        "vetoed",
+        *[pl.col(f"__fi:{c}").alias(c) for c in item_codes],
         *final_adj,
+        *flag_codes,
+        *([pl.col("__placed")] if applies else []),
+        *[pl.col(c) for c in veto_cols],
+        *[pl.col(f"__v:{v}") for v in outcome_vars],
         *[pl.col(e) for e in errs],
-        *[pl.col(c) for c in step_cols if plan.mode == "cumulative_year" and m.ranking.rank_bonus],
+        *[pl.col(c) for c in step_cols if keep_steps],
     ).collect()
 
     if errs:
         _check_errors(out, errs)
         out = out.drop(errs)
     steps = None
-    if plan.mode == "cumulative_year" and m.ranking.rank_bonus:
+    if keep_steps:
         steps = out.select(UNIT, *step_cols)
         out = out.drop(step_cols)
+
+    out = out.with_columns(rank_units(rb, out, placement if applies else None))
+    placed: list[str] = []
+    if applies:
+        placed = out.filter(pl.col("__placed") & ~pl.col("vetoed"))[UNIT].to_list()
+        out = out.drop("__placed")
     out = out.sort(["group", "rank", UNIT], nulls_last=False)
+    outcomes = evaluate_outcomes(rb, out, vetoes, others, rctx, item_codes, flag_codes)
+    out = out.drop([*veto_cols, *[f"__v:{v}" for v in outcome_vars]])
+    out = out.select(
+        UNIT, "name", "group", "total", "rank", "rank_bonus", "vetoed",
+        *item_codes, *adj_codes, *flag_codes,
+    )  # fmt: skip
     return ScoreResult(
         rulebook=rb,
         period=plan.period,
         table=out,
         item_codes=item_codes,
         adjustment_codes=adj_codes,
+        flag_codes=flag_codes,
+        outcomes=outcomes,
         steps=steps,
+        placed=placed,
     )
+
+
+def rank_units(rb: LoadedRulebook, out: pl.DataFrame, placement: Placement | None) -> pl.Series:
+    """Competition ranks within groups, after forced placement and vetoes.
+
+    Vetoed units take the last places of their group (ranked among themselves by
+    total).  With a placement, the last m = min(n, max(last, c)) places of the
+    others hold the c flagged units plus the m − c lowest-scoring others; ties
+    share a rank only within the same block.
+    """
+    t = pl.col("total").round(TIE_DECIMALS)
+    df = out.select(UNIT, "group", "total", "vetoed", *(["__placed"] if placement else []))
+    df = df.with_row_index("__i").with_columns(t.alias("__t"))
+    ok = df.filter(~pl.col("vetoed"))
+    if placement is None:
+        ok = ok.with_columns(pl.col("__t").rank("min", descending=True).over("group").alias("rank"))
+    else:
+        last = rb.num(placement.last)
+        greater_lower = placement.tie_break == "greater_code_lower"
+        ok = ok.with_columns(
+            pl.col("__placed").fill_null(False),
+            pl.len().over("group").alias("__n"),
+            pl.col("__placed").fill_null(False).sum().over("group").alias("__c"),
+        ).with_columns(
+            pl.min_horizontal(pl.col("__n"), pl.max_horizontal(pl.col("__c"), pl.lit(last)))
+            .cast(pl.Int64)
+            .alias("__m")
+        )
+        # the lowest others first: lower total, then (on equal totals) the code that is lower
+        ok = ok.sort(["group", "__t", UNIT], descending=[False, False, greater_lower])
+        ok = ok.with_columns(pl.int_range(pl.len()).over(["group", "__placed"]).alias("__idx"))
+        ok = ok.with_columns(
+            (pl.col("__placed") | (pl.col("__idx") < pl.col("__m") - pl.col("__c"))).alias("__b")
+        ).with_columns(
+            (
+                pl.col("__t").rank("min", descending=True).over(["group", "__b"])
+                + pl.when(pl.col("__b")).then(pl.col("__n") - pl.col("__m")).otherwise(0)
+            ).alias("rank")
+        )
+    bad = df.filter(pl.col("vetoed")).join(
+        ok.group_by("group").agg(pl.len().alias("__ok")), on="group", how="left"
+    )
+    bad = bad.with_columns(
+        (
+            pl.col("__ok").fill_null(0) + pl.col("__t").rank("min", descending=True).over("group")
+        ).alias("rank")
+    )
+    ranks = pl.concat(
+        [
+            ok.select("__i", pl.col("rank").cast(pl.Int64)),
+            bad.select("__i", pl.col("rank").cast(pl.Int64)),
+        ]
+    ).sort("__i")
+    return ranks["rank"]
+
+
+def evaluate_outcomes(
+    rb: LoadedRulebook,
+    out: pl.DataFrame,
+    vetoes: list[Outcome],
+    others: list[Outcome],
+    ctx: Context,
+    item_codes: list[str],
+    flag_codes: list[str],
+) -> pl.DataFrame:
+    """The outcomes that fired, one row per unit and outcome (vetoed units get only the veto)."""
+    if not vetoes and not others:
+        return pl.DataFrame(schema=OUTCOME_SCHEMA)
+    names: dict[str, pl.Expr] = {c: pl.col(c) for c in (*item_codes, *flag_codes)}
+    names.update(
+        total=pl.col("total"),
+        rank=pl.col("rank").cast(pl.Float64),
+        n=pl.len().over("group").cast(pl.Float64),
+        last_rank=pl.col("rank").max().over("group").cast(pl.Float64),
+    )
+    for v in rb.variables:
+        if f"__v:{v}" in out.columns:
+            names[v] = pl.col(f"__v:{v}")
+    comp = Compiler(rb, names)
+    parts = []
+    for o in [*vetoes, *others]:
+        if o.kind == "veto":
+            fired = pl.col(f"__o:{o.code}")
+        else:
+            fired = comp.formula(o.when, ctx)[0] if o.when else pl.lit(True)
+            fired = fired.fill_null(False) & ~pl.col("vetoed")
+        amount = pl.lit(None, pl.Int64)
+        if o.amount_by_rank:
+            fen = {int(r): round(rb.num(a) * 100) for r, a in o.amount_by_rank.items()}
+            amount = pl.col("rank").replace_strict(fen, default=None, return_dtype=pl.Int64)
+            fired = fired & amount.is_not_null()
+        parts.append(
+            out.with_columns(fired.alias("__fired"), amount.alias("amount_fen"))
+            .filter(pl.col("__fired"))
+            .select(
+                UNIT,
+                pl.lit(o.code).alias("code"),
+                pl.lit(o.label).alias("label"),
+                pl.lit(o.kind).alias("kind"),
+                "amount_fen",
+                pl.lit(o.payee, pl.Utf8).alias("payee"),
+                pl.lit(o.funder, pl.Utf8).alias("funder"),
+            )
+        )
+    order = out.select(UNIT).with_row_index("__pos")
+    res = pl.concat(parts).cast(OUTCOME_SCHEMA)  # type: ignore[arg-type]
+    return res.join(order, on=UNIT, how="left").sort("__pos", maintain_order=True).drop("__pos")
 
 
 def _check_errors(out: pl.DataFrame, errs: list[str]) -> None:

@@ -158,7 +158,7 @@ def _item(
         name=item.name,
         group=item.group,
         group_name=group_names.get(item.group or ""),
-        points=item.points,
+        points=rb.points(item),
         score=score,
         source=item.source,
         clause=item.clause,

@@ -356,9 +356,10 @@ def _ordered_names(node: expr.Node, out: list[str]) -> None:
 
 def _item_plan(rb: LoadedRulebook, item: Item) -> _ItemPlan:
     def points() -> float:
-        if item.points is None:
+        p = rb.points(item)
+        if p is None:
             raise EvaluationError(f"item {item.code} needs its points")
-        return float(item.points)
+        return p
 
     def num_or_points(v: float | str | None) -> float:
         return rb.num(v) if v is not None else points()
@@ -765,7 +766,7 @@ def _score_item_step(rb: LoadedRulebook, ip: _ItemPlan, ctx: _Context, unit: str
     return ItemTrace(
         code=item.code,
         name=item.name,
-        points=item.points,
+        points=rb.points(item),
         score=score,
         terms=terms,
         inputs=_inputs(rb, ip.names, ctx) if ctx.detail else [],
@@ -853,7 +854,7 @@ def _score_unit(data: _UnitData, step: int) -> UnitTrace:
             ItemTrace(
                 code=item.code,
                 name=item.name,
-                points=item.points,
+                points=rb.points(item),
                 score=score,
                 terms=terms,
                 inputs=[],

@@ -307,35 +307,39 @@ def names(node: Node) -> set[str]:
     return out
 
 
-def check_types(node: Node, want: str = "num") -> None:
-    """Check numbers and conditions are not mixed up (e.g. ``if(a + 1, …)``)."""
-    got = _type(node)
+def check_types(node: Node, want: str = "num", bools: frozenset[str] = frozenset()) -> None:
+    """Check numbers and conditions are not mixed up (e.g. ``if(a + 1, …)``).
+
+    ``bools`` are names that hold conditions (flags such as ``meets_standard``)."""
+    got = _type(node, bools)
     if got != want:
         what = "a condition (true/false)" if want == "bool" else "a number"
         raise ExprError(f"expected {what}, got {'a condition' if got == 'bool' else 'a number'}")
 
 
-def _type(n: Node) -> str:
-    if isinstance(n, Num | Name):
+def _type(n: Node, bools: frozenset[str]) -> str:
+    if isinstance(n, Num):
         return "num"
+    if isinstance(n, Name):
+        return "bool" if n.name in bools else "num"
     if isinstance(n, Unary):
-        check_types(n.operand, "bool" if n.op == "not" else "num")
+        check_types(n.operand, "bool" if n.op == "not" else "num", bools)
         return "bool" if n.op == "not" else "num"
     if isinstance(n, Binary):
         if n.op in ("and", "or"):
-            check_types(n.left, "bool")
-            check_types(n.right, "bool")
+            check_types(n.left, "bool", bools)
+            check_types(n.right, "bool", bools)
             return "bool"
-        check_types(n.left, "num")
-        check_types(n.right, "num")
+        check_types(n.left, "num", bools)
+        check_types(n.right, "num", bools)
         return "bool" if n.op in COMPARISONS else "num"
     if n.func == "if":
-        check_types(n.args[0], "bool")
-        check_types(n.args[1], "num")
-        check_types(n.args[2], "num")
+        check_types(n.args[0], "bool", bools)
+        check_types(n.args[1], "num", bools)
+        check_types(n.args[2], "num", bools)
         return "num"
     for a in n.args:
-        check_types(a, "num")
+        check_types(a, "num", bools)
     return "num"
 
 

@@ -83,6 +83,10 @@ class LoadedRulebook:
             self.formulas[text] = node
         return node
 
+    def points(self, item: Item) -> float | None:
+        """The item's points (resolving a parameter name), or None for an open-ended item."""
+        return None if item.points is None else self.num(item.points)
+
     def steps_per_year(self) -> int:
         return PER_YEAR[self.model.periods.step]
 
@@ -333,6 +337,12 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
                 ("adjustments", i, "code"),
             )
         adj_codes.add(a.code)
+    for i, item in enumerate(m.items):
+        if item.code in m.variables or item.code in m.parameters:
+            err(
+                f"item code '{item.code}' is also a variable or parameter name",
+                ("items", i, "code"),
+            )
     for name in m.parameters:
         if name in rb.variables:
             err(f"parameter '{name}' has the name of a variable", ("parameters", name))
@@ -387,21 +397,56 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
         if isinstance(v, str) and v not in m.parameters:
             err(f"'{v}' is neither a number nor a declared parameter", loc)
 
-    def formula(text: str, loc: tuple[Any, ...], want: str = "num") -> None:
+    unit_vars = [v for v, d in rb.variables.items() if d.level == "unit"]
+    parent_vars = [v for v, d in rb.variables.items() if d.level == "parent"]
+    item_codes_list = [i.code for i in m.items]
+    flag_names = list(m.flags)
+    scopes: dict[str, list[str]] = {
+        # item rules, bonuses, deductions, vetoes, adjustments, placement
+        "data": [*unit_vars, *m.parameters, *expr.BUILTINS],
+        # flags: item scores and the total of the same step
+        "flag": [*unit_vars, *m.parameters, *expr.BUILTINS, *item_codes_list, "total"],
+        # payments: a step's item scores and flags
+        "step": [*unit_vars, *m.parameters, *expr.BUILTINS, *item_codes_list, "total", *flag_names],
+        # outcomes: the period's result, ranks
+        "result": [
+            *unit_vars,
+            *m.parameters,
+            *expr.BUILTINS,
+            *item_codes_list,
+            *flag_names,
+            *RESULT_NAMES,
+        ],
+        # payments on the parent's own row
+        "parent": [*parent_vars, *m.parameters, *expr.BUILTINS],
+    }
+
+    def formula(text: str, loc: tuple[Any, ...], want: str = "num", scope: str = "data") -> None:
         try:
             node = rb.formula(text)
-            expr.check_types(node, want)
+            expr.check_types(
+                node, want, frozenset(flag_names) if scope in ("step", "result") else frozenset()
+            )
         except expr.ExprError as e:
             err(f"formula '{text}': {e}", loc)
             return
+        allowed = scopes[scope]
         for name in sorted(expr.names(node)):
-            if name not in rb.variables and name not in m.parameters and name not in expr.BUILTINS:
-                hint = _suggest(name, [*rb.variables, *m.parameters])
+            if name not in allowed:
+                if name in parent_vars:
+                    err(
+                        f"formula '{text}': '{name}' is reported on the parent's row (level: parent) "
+                        "and can only be read by a payment with on: parent",
+                        loc,
+                    )
+                    continue
+                hint = _suggest(name, allowed)
                 err(f"formula '{text}': unknown name '{name}'{hint}", loc)
 
     for i, item in enumerate(m.items):
         base = ("items", i)
         rule = item.rule
+        num(item.points, (*base, "points"))
         if isinstance(rule, RatioRule):
             formula(rule.ratio.done, (*base, "rule", "ratio", "done"))
             formula(rule.ratio.target, (*base, "rule", "ratio", "target"))
@@ -471,7 +516,112 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
             err("per_period only makes sense in a cumulative scheme", (*base, "per_period"))
     for i, a in enumerate(m.adjustments):
         num(a.points, ("adjustments", i, "points"))
+
+    # outcomes, flags, placement, money
+    taken = set(rb.variables) | set(m.parameters) | set(item_codes_list) | set(RESULT_NAMES)
+    for name, flag in m.flags.items():
+        if name in taken or name in RESERVED_RESULT_KEYS:
+            err(
+                f"flag '{name}' clashes with a variable, parameter, item or result name",
+                ("flags", name),
+            )
+        for j, code in enumerate(flag.all_full):
+            if code not in item_codes_list:
+                err(f"unknown item '{code}'", ("flags", name, "all_full", j))
+            elif next(i for i in m.items if i.code == code).points is None:
+                err(f"item '{code}' has no points to reach", ("flags", name, "all_full", j))
+        if flag.when is not None:
+            formula(flag.when, ("flags", name, "when"), want="bool", scope="flag")
+        if flag.when is None and not flag.all_full:
+            err("a flag needs all_full or when", ("flags", name))
+    pl_ = m.ranking.placement
+    if pl_ is not None:
+        formula(pl_.when, ("ranking", "placement", "when"), want="bool")
+        num(pl_.last, ("ranking", "placement", "last"))
+    outcome_codes: set[str] = set()
+    for i, o in enumerate(m.outcomes):
+        loc = ("outcomes", i)
+        if o.code in outcome_codes:
+            err(f"duplicate outcome code '{o.code}'", (*loc, "code"))
+        outcome_codes.add(o.code)
+        if o.when is not None:
+            formula(o.when, (*loc, "when"), want="bool", scope="result")
+        for r, amount in o.amount_by_rank.items():
+            num(amount, (*loc, "amount_by_rank", r))
+            if r < 1:
+                err("ranks start at 1", (*loc, "amount_by_rank", r))
+        if o.amount_by_rank:
+            if o.payee is None or o.payee not in m.payees:
+                err(f"money needs a payee declared in payees (got {o.payee!r})", (*loc, "payee"))
+            if o.funder is None or o.funder not in m.funders:
+                err(
+                    f"money needs a funder declared in funders (got {o.funder!r})", (*loc, "funder")
+                )
+        if o.kind == "veto" and o.amount_by_rank:
+            err("a veto carries no money", (*loc, "amount_by_rank"))
+    pay_codes: set[str] = set()
+    for i, pay in enumerate(m.payments):
+        loc = ("payments", i)
+        if pay.code in pay_codes:
+            err(f"duplicate payment code '{pay.code}'", (*loc, "code"))
+        pay_codes.add(pay.code)
+        formula(pay.per, (*loc, "per"), scope="parent" if pay.on == "parent" else "data")
+        if pay.when is not None:
+            if pay.on == "parent":
+                err(
+                    "a payment on the parent's row cannot have a condition on results",
+                    (*loc, "when"),
+                )
+            else:
+                formula(pay.when, (*loc, "when"), want="bool", scope="step")
+        if pay.payee not in m.payees:
+            err(
+                f"unknown payee '{pay.payee}' (declared: {', '.join(m.payees) or 'none'})",
+                (*loc, "payee"),
+            )
+        if not pay.rates:
+            err("a payment needs at least one funder's rate", (*loc, "rates"))
+        for f, rate in pay.rates.items():
+            if f not in m.funders:
+                err(
+                    f"unknown funder '{f}' (declared: {', '.join(m.funders) or 'none'})",
+                    (*loc, "rates", f),
+                )
+            num(rate, (*loc, "rates", f))
+    if not errors:
+        for i, pay in enumerate(m.payments):
+            for f, rate in pay.rates.items():
+                if not _whole_fen(rb.num(rate)):
+                    err("money is paid in whole fen (0.01 yuan)", ("payments", i, "rates", f))
+        for i, o in enumerate(m.outcomes):
+            for r, amount in o.amount_by_rank.items():
+                if not _whole_fen(rb.num(amount)):
+                    err(
+                        "money is paid in whole fen (0.01 yuan)",
+                        ("outcomes", i, "amount_by_rank", r),
+                    )
     return errors
+
+
+#: names a result formula (outcome `when`) may use besides variables, items and flags
+RESULT_NAMES = ("total", "rank", "n", "last_rank")
+#: keys of a result record that a flag may not shadow
+RESERVED_RESULT_KEYS = (
+    "unit",
+    "name",
+    "group",
+    "period",
+    "items",
+    "adjustments",
+    "rank_bonus",
+    "outcomes",
+    "vetoed",
+    "explanation",
+)
+
+
+def _whole_fen(v: float) -> bool:
+    return abs(v * 100 - round(v * 100)) < 1e-6
 
 
 def _suggest(name: str, candidates: list[str]) -> str:

@@ -50,6 +50,11 @@ class Variable(_Model):
     )
     min: float | None = Field(0, description="smallest allowed value (counts are never negative)")
     max: float | None = None
+    level: Literal["unit", "parent"] = Field(
+        "unit",
+        description="unit: reported by each assessed unit; parent: reported on the parent unit's own rows "
+        "(e.g. street cadres on the street's row), read only by payments with on: parent",
+    )
 
 
 class Parameter(_Model):
@@ -207,8 +212,9 @@ class Item(_Model):
     name: str
     name_en: str | None = None
     group: str | None = None
-    points: float | None = Field(
-        None, description="the item's points in the scheme (None: open-ended)"
+    points: Num | None = Field(
+        None,
+        description="the item's points in the scheme, a number or parameter (None: open-ended)",
     )
     rule: Rule
     bonuses: list[PerCase] = []
@@ -274,6 +280,31 @@ class Conventions(_Model):
     )
 
 
+class Placement(_Model):
+    """Forced placement among the last places (直接列入倒数N名).
+
+    With n units in a group of which c meet ``when``, let m = min(n, max(last, c)):
+    the last m places hold every flagged unit plus the m − c lowest-scoring others
+    (on equal totals the unit chosen by ``tie_break`` is the lower), ordered among
+    themselves by total; the others take the places above by total.  Ties share
+    a rank only within the same block.
+    """
+
+    when: str = Field(description="condition on the period's data, e.g. complaints_verified > 0")
+    last: Num = Field(3, description="size of the block of last places (at least)")
+    label: str = Field(description="Chinese label for explanations, e.g. 直接列入倒数3名")
+    tie_break: Literal["greater_code_lower", "smaller_code_lower"] = Field(
+        "greater_code_lower",
+        description="which of two others with equal totals is the lower when filling the block",
+    )
+    periods: list[PeriodKind] = Field(
+        default_factory=list,
+        description="kinds of assessed period the placement applies to (default: the step only)",
+    )
+    source: str = ""
+    clause: str = ""
+
+
 class Ranking(_Model):
     group_by: Literal["parent", "none"] = Field(
         "parent", description="rank within the parent org unit (township), or all units together"
@@ -282,6 +313,75 @@ class Ranking(_Model):
         default_factory=dict,
         description="points added to the annual total for each step's rank (季度综合排名), e.g. {1: 4, 2: 2}",
     )
+    placement: Placement | None = Field(None, description="forced placement among the last places")
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+class Flag(_Model):
+    """A yes/no property of a unit's result, e.g. 达标 (meets the standard)."""
+
+    label: str
+    label_en: str | None = None
+    all_full: list[str] = Field(
+        default_factory=list, description="items that must each reach their points"
+    )
+    when: str | None = Field(
+        None, description="a condition over item scores (by code), total and variables"
+    )
+    over_steps: Literal["last", "all", "any"] = Field(
+        "last",
+        description="for a period made of several steps: the flag of its last step, or all/any steps",
+    )
+    source: str = ""
+    clause: str = ""
+
+
+class Outcome(_Model):
+    """A consequence of a result: a list (commended, criticised), money by rank, a veto."""
+
+    code: str = Field(pattern=CODE_PATTERN)
+    label: str
+    label_en: str | None = None
+    kind: Literal["commendation", "criticism", "reward", "report", "veto", "note"] = Field(
+        description="how notices group it; 'veto' vetoes the whole result (一票否决)"
+    )
+    periods: list[PeriodKind] = Field(
+        description="the kinds of assessed period it applies to (month, quarter, year…)"
+    )
+    when: str | None = Field(
+        None,
+        description="condition over rank, n, last_rank, total, item scores, flags and variables",
+    )
+    amount_by_rank: dict[int, Num] = Field(
+        default_factory=dict, description="money (yuan) by rank; tied units each get their rank's"
+    )
+    payee: str | None = Field(None, description="who receives the money (a key of payees)")
+    funder: str | None = Field(None, description="who pays (a key of funders)")
+    source: str = ""
+    clause: str = ""
+
+
+class Payment(_Model):
+    """A money line per unit and step: count × rate for each funder (per case or per person-month)."""
+
+    code: str = Field(pattern=CODE_PATTERN)
+    label: str
+    per: str = Field(description="expression giving the number of cases or persons in the step")
+    rates: dict[str, Num] = Field(
+        description="yuan per case or person for each funder, e.g. {district: 30, street: 170, community: 100}"
+    )
+    payee: str = Field(description="who receives it (a key of payees)")
+    when: str | None = Field(
+        None, description="condition over the step's item scores, flags and variables"
+    )
+    on: Literal["unit", "parent"] = Field(
+        "unit", description="unit: each assessed unit's row; parent: the parent unit's own row"
+    )
+    basis: str = Field("", description="the rule in words, shown on the payment sheet")
+    source: str = ""
+    clause: str = ""
 
 
 class Rulebook(_Model):
@@ -300,3 +400,12 @@ class Rulebook(_Model):
     groups: list[Group] = []
     items: list[Item]
     adjustments: list[Adjustment] = []
+    flags: dict[str, Flag] = {}
+    outcomes: list[Outcome] = []
+    funders: dict[str, str] = Field(
+        default_factory=dict, description="funder code → Chinese name (区, 街道, 社区)"
+    )
+    payees: dict[str, str] = Field(
+        default_factory=dict, description="payee code → Chinese name (社区工作经费, 受术者…)"
+    )
+    payments: list[Payment] = []
