@@ -245,6 +245,108 @@ def explain(
         _fail(e)
 
 
+@app.command()
+def pay(
+    rulebook: RulebookArg,
+    data: DataOpt,
+    period: PeriodOpt,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="the payment sheet: .xlsx, .csv or .json")
+    ],
+    units: UnitsOpt = None,
+    approvals: Annotated[
+        Path | None,
+        typer.Option(
+            "--approvals", help="unit,period,reviewed_by,approved_by (lines not in it are pending)"
+        ),
+    ] = None,
+    param: ParamOpt = None,
+) -> None:
+    """Write the payment sheet: every money line with payee, funder, basis and amount, subtotals and funder totals."""
+    from kaohe.engine.payments import payment_sheet
+    from kaohe.io.approvals import read_approvals
+
+    try:
+        with _steps() as step:
+            rb, ds, org = _load(rulebook, data, units, param, step)
+            appr = read_approvals(approvals) if approvals else None
+            step("计算 computing payments")
+            sheet = payment_sheet(rb, ds, period, org, appr)
+            step("写出 writing")
+            suffix = output.suffix.lower()
+            if suffix == ".xlsx":
+                from kaohe.io.payment_sheet import write_payment_sheet
+
+                write_payment_sheet(sheet, output, org.name_of() if org else None)
+            elif suffix == ".csv":
+                sheet.lines.write_csv(output)
+            elif suffix == ".json":
+                doc = {
+                    "rulebook": rb.code,
+                    "period": str(sheet.period),
+                    "lines": sheet.lines.to_dicts(),
+                    "totals_by_funder_fen": sheet.totals_by_funder(),
+                    "total_fen": sheet.total(),
+                }
+                output.write_text(
+                    json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+                )
+            else:
+                raise KaoheError(f"--output {output}: use .xlsx, .csv or .json")
+    except KaoheError as e:
+        _fail(e)
+    totals = "、".join(
+        f"{rb.model.funders.get(f, f)} {v / 100:,.2f}元"
+        for f, v in sheet.totals_by_funder().items()
+    )
+    err.print(f"已写出 written: {output} ({sheet.lines.height} lines; {totals or 'no money'})")
+
+
+@app.command()
+def notice(
+    rulebook: RulebookArg,
+    data: DataOpt,
+    period: PeriodOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="the notice: .docx or .md")],
+    units: UnitsOpt = None,
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="who issues it, e.g. 城关街道办事处")
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="date of issue, YYYY-MM-DD (default today)")
+    ] = None,
+    param: ParamOpt = None,
+) -> None:
+    """Write the ranking notice (通报): ranking, commended, criticised, rewards, vetoes."""
+    import datetime as dt
+
+    from kaohe.engine import score as run_score
+    from kaohe.io import notice as nt
+
+    try:
+        when = None
+        if date:
+            try:
+                when = dt.date.fromisoformat(date)
+            except ValueError:
+                raise KaoheError(f"--date '{date}': expected YYYY-MM-DD") from None
+        if output.suffix.lower() not in (".docx", ".md"):
+            raise KaoheError(f"--output {output}: use .docx or .md")
+        with _steps() as step:
+            rb, ds, org = _load(rulebook, data, units, param, step)
+            step("计算 scoring")
+            result = run_score(rb, ds, period, org)
+            doc = nt.build_notice(result, org.name_of() if org else None, issuer=issuer, date=when)
+            step("写出 writing")
+            if output.suffix.lower() == ".docx":
+                nt.write_notice_docx(doc, output)
+            else:
+                nt.write_notice_md(doc, output)
+    except KaoheError as e:
+        _fail(e)
+    err.print(f"已写出 written: {output}")
+
+
 @app.command("rulebooks")
 def list_rulebooks() -> None:
     """List the shipped rulebooks."""
@@ -270,7 +372,7 @@ def check(
     except KaoheError as e:
         _fail(e)
     m = rb.model
-    points = sum(i.points or 0 for i in m.items)
+    points = sum(rb.points(i) or 0 for i in m.items)
     out.print(
         f"[green]OK[/] {rb.file}: {m.code} «{m.name}» — {len(m.items)} items ({points:g} points), "
         f"{len(m.adjustments)} adjustments, {len(rb.variables)} variables, {len(m.parameters)} parameters"
