@@ -51,7 +51,7 @@ def synth_community(
     for m in range(1, 13):
         rows.append({"unit": street, "period": f"{year}-{m:02d}", "street_cadres": 2.0})
     for c in codes:
-        quality = 0.75 + 0.25 * rng.random()  # some communities do better than others
+        quality = 0.55 + 0.4 * rng.random()  # some communities do better than others
         for m in range(1, 13):
             due = rng.choice([0, 10, 20, 30, 40])
             preg = rng.choice([0, 6, 8, 12, 16])
