@@ -295,3 +295,15 @@ def test_rounding_is_half_up_on_output_only() -> None:
     # G3 = 20·2/3 = 13.333…; the engine keeps full precision
     v = item_score("G3", "2022T1", {}, {1: {"fee_enforce_required": 3, "fee_enforce_done": 2}})
     assert v != round2(v) and round2(v) == 13.33
+
+
+def test_output_rounding_gives_the_nearest_double() -> None:
+    """64.57 must come out as 64.57, not 64.57000000000001 (cents × 0.01)."""
+    import polars as pl
+
+    from kaohe.numbers import round2_expr
+
+    xs = [64.57, 64.565, 64.57000000000001, 64.5699999, 1155.275, -0.001, 0.1 + 0.2]
+    got = pl.DataFrame({"x": xs}).select(round2_expr(pl.col("x")))["x"].to_list()
+    assert got == [64.57, 64.57, 64.57, 64.57, 1155.28, 0.0, 0.3]
+    assert got == [round2(x) for x in xs]

@@ -352,7 +352,10 @@ def list_rulebooks() -> None:
     """List the shipped rulebooks."""
     from kaohe.rulebook.loader import load_rulebook, shipped_rulebooks
 
-    t = Table("代码 code", "名称 name", "版本 version", "期间 periods", "指标 items", "来源 source")
+    t = Table()
+    t.add_column("代码 code", no_wrap=True)
+    for col in ("名称 name", "版本 version", "期间 periods", "指标 items", "来源 source"):
+        t.add_column(col)
     for code in shipped_rulebooks():
         rb = load_rulebook(code)
         m = rb.model

@@ -26,7 +26,10 @@ def round2(x: float | None) -> float | None:
 
 def round2_expr(e: pl.Expr) -> pl.Expr:
     cents = ((e.abs() * 100).round(SNAP_DECIMALS) + 0.5).floor()
-    return pl.when(cents != 0).then(cents / 100 * e.sign()).when(cents == 0).then(pl.lit(0.0))
+    # .round(2) gives the double nearest to the 2-decimal value: Polars may compute
+    # cents / 100 as cents * 0.01, which is 64.57000000000001 for 6457 cents
+    value = (cents / 100 * e.sign()).round(2)
+    return pl.when(cents != 0).then(value).when(cents == 0).then(pl.lit(0.0))
 
 
 def fmt2(x: float | None) -> str:
