@@ -159,12 +159,17 @@ def _fail_missing_rows(
 
 
 def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFrame) -> pl.DataFrame:
-    """One row per assessed unit with annual columns and per-step flow columns."""
+    """One row per assessed unit with annual columns and per-step flow columns.
+
+    One join gives every data row the position of its unit in ``table``; each
+    period's rows are then sorted by that position and put side by side (a
+    second join only when some unit lacks a row for the period)."""
     used = referenced_variables(rb)
     annual = [v for v in rb.variables if v in used and rb.variables[v].kind == "annual"]
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
-    f = data.frame
-    out = table
+    n = table.height
+    position = table.select(UNIT).with_row_index("__idx")
+    f = data.frame.select(UNIT, PERIOD, ROW, *annual, *flows).join(position, on=UNIT, how="inner")
     pieces: list[tuple[Period, list[str], dict[str, str], str]] = []
     if annual:
         pieces.append(
@@ -172,34 +177,48 @@ def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFra
         )
     for j in plan.data_steps:
         pieces.append((plan.step_period(rb, j), flows, {v: flow_col(v, j) for v in flows}, "flow"))
+    columns: list[pl.Series] = []
     for period, names, rename, kind in pieces:
         if not names:
             continue
-        has = f"__has:{period}"
-        rows = f.filter(pl.col(PERIOD) == str(period)).select(
-            pl.col(UNIT),
-            pl.col(ROW).alias(f"__row:{period}"),
-            *[pl.col(v).alias(rename[v]) for v in names],
+        rows = (
+            f.filter(pl.col(PERIOD) == str(period))
+            .select("__idx", ROW, *[pl.col(v).alias(rename[v]) for v in names])
+            .sort("__idx")
         )
-        out = out.join(rows.with_columns(pl.lit(True).alias(has)), on=UNIT, how="left")
-        missing = out.filter(pl.col(has).is_null())
-        if missing.height:
-            lacking = [v for v in names if rb.variables[v].default is None]
-            if lacking:
-                _fail_missing_rows(rb, data, missing, period, kind)
-            out = out.with_columns(
-                pl.col(rename[v]).fill_null(rb.variables[v].default) for v in names
+        if rows.height > n:
+            dup = rows.filter(pl.col("__idx").is_duplicated()).row(0, named=True)
+            raise EvaluationError(
+                f"{data.file}, row {dup[ROW]}: more than one row for unit "
+                f"{table[UNIT][dup['__idx']]} and period {period}"
             )
-        nulls = out.select(pl.col(rename[v]).null_count() for v in names).row(0)
+        if rows.height < n:
+            rows = position.select("__idx").join(rows, on="__idx", how="left").sort("__idx")
+            missing = rows.filter(pl.col(ROW).is_null())
+            if missing.height:
+                lacking = [v for v in names if rb.variables[v].default is None]
+                if lacking:
+                    units = table[UNIT].gather(missing["__idx"])
+                    _fail_missing_rows(rb, data, units.to_frame(), period, kind)
+                present = pl.col(ROW).is_not_null()
+                rows = rows.with_columns(
+                    pl.when(present)
+                    .then(pl.col(rename[v]))
+                    .otherwise(pl.lit(rb.variables[v].default))
+                    .alias(rename[v])
+                    for v in names
+                )
+        nulls = rows.select(pl.col(rename[v]).null_count() for v in names).row(0)
         for v, count in zip(names, nulls, strict=True):
             if count:
-                bad = out.filter(pl.col(rename[v]).is_null()).row(0, named=True)
+                bad = rows.filter(pl.col(rename[v]).is_null()).row(0, named=True)
                 raise EvaluationError(
-                    f"{data.file}, row {bad[f'__row:{period}']}, column '{v}': no value for unit "
-                    f"{bad[UNIT]} in period {period} ({rb.variables[v].label}) and no default"
+                    f"{data.file}, row {bad[ROW]}, column '{v}': no value for unit "
+                    f"{table[UNIT][bad['__idx']]} in period {period} ({rb.variables[v].label}) "
+                    "and no default"
                 )
-        out = out.drop(has, f"__row:{period}")
-    return out
+        columns += [rows.get_column(rename[v]) for v in names]
+    return table.hstack(columns)
 
 
 def score(
