@@ -135,16 +135,47 @@ def referenced_variables(rb: LoadedRulebook) -> set[str]:
 
 def assessed_units(rb: LoadedRulebook, data: Dataset, units: OrgUnits | None) -> pl.DataFrame:
     """unit, __name, __group for every unit that is assessed (leaf units having data)."""
-    present = data.frame.select(pl.col(UNIT).unique(maintain_order=True))
+    return _indexed_rows(rb, data, units, [])[0]
+
+
+def _indexed_rows(
+    rb: LoadedRulebook, data: Dataset, units: OrgUnits | None, columns: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(table, rows): ``table`` lists the assessed units (unit, __name, __group); ``rows``
+    holds the data rows of those units with ``__idx``, the unit's position in ``table``.
+
+    With org units a single join over the data rows finds both (only leaf units
+    are assessed)."""
+    f = data.frame.select(UNIT, PERIOD, ROW, *columns)
+
+    def positions(table: pl.DataFrame) -> pl.Series:
+        # join the key column only: the other columns are not copied
+        keys = table.select(UNIT).with_row_index("__idx")
+        return (
+            f.select(UNIT)
+            .join(keys, on=UNIT, how="left", maintain_order="left")
+            .get_column("__idx")
+        )
+
     if units is None:
-        return present.with_columns(pl.col(UNIT).alias(NAME), pl.lit(None, pl.Utf8).alias(GROUP))
+        present = f.select(pl.col(UNIT).unique(maintain_order=True))
+        table = present.with_columns(pl.col(UNIT).alias(NAME), pl.lit(None, pl.Utf8).alias(GROUP))
+        return table, f.with_columns(positions(table))
     org = units.frame
     leaves = org.filter(~pl.col("code").is_in(org["parent"].drop_nulls().implode()))
     group = pl.col("parent") if rb.model.ranking.group_by == "parent" else pl.lit(None, pl.Utf8)
     table = leaves.select(
         pl.col("code").alias(UNIT), pl.col("name").alias(NAME), group.alias(GROUP)
     )
-    return present.join(table, on=UNIT, how="inner", maintain_order="left")
+    idx = positions(table)
+    found = idx.drop_nulls().unique().sort()
+    if found.len() < table.height:  # some leaves have no data: they are not assessed
+        table = table[found]
+        idx = positions(table)
+    f = f.with_columns(idx)
+    if idx.null_count():  # rows of parent units or of units not in the org file
+        f = f.filter(pl.col("__idx").is_not_null())
+    return table, f
 
 
 def _fail_missing_rows(
@@ -158,18 +189,20 @@ def _fail_missing_rows(
     )
 
 
-def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFrame) -> pl.DataFrame:
-    """One row per assessed unit with annual columns and per-step flow columns.
+def build_frame(
+    rb: LoadedRulebook, data: Dataset, plan: Plan, units: OrgUnits | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(table, wide): the assessed units, and one row per assessed unit with annual
+    columns and per-step flow columns.
 
-    One join gives every data row the position of its unit in ``table``; each
-    period's rows are then sorted by that position and put side by side (a
-    second join only when some unit lacks a row for the period)."""
+    Each period's rows are sorted by the unit's position and put side by side (a
+    join only when some unit lacks a row for the period)."""
     used = referenced_variables(rb)
     annual = [v for v in rb.variables if v in used and rb.variables[v].kind == "annual"]
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
+    table, f = _indexed_rows(rb, data, units, [*annual, *flows])
     n = table.height
     position = table.select(UNIT).with_row_index("__idx")
-    f = data.frame.select(UNIT, PERIOD, ROW, *annual, *flows).join(position, on=UNIT, how="inner")
     pieces: list[tuple[Period, list[str], dict[str, str], str]] = []
     if annual:
         pieces.append(
@@ -198,8 +231,8 @@ def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFra
             if missing.height:
                 lacking = [v for v in names if rb.variables[v].default is None]
                 if lacking:
-                    units = table[UNIT].gather(missing["__idx"])
-                    _fail_missing_rows(rb, data, units.to_frame(), period, kind)
+                    lost = table[UNIT].gather(missing["__idx"])
+                    _fail_missing_rows(rb, data, lost.to_frame(), period, kind)
                 present = pl.col(ROW).is_not_null()
                 rows = rows.with_columns(
                     pl.when(present)
@@ -218,17 +251,16 @@ def build_frame(rb: LoadedRulebook, data: Dataset, plan: Plan, table: pl.DataFra
                     "and no default"
                 )
         columns += [rows.get_column(rename[v]) for v in names]
-    return table.hstack(columns)
+    return table, table.hstack(columns)
 
 
 def score(
     rb: LoadedRulebook, data: Dataset, period: Period | str, units: OrgUnits | None = None
 ) -> ScoreResult:
     plan = plan_period(rb, period)
-    table = assessed_units(rb, data, units)
+    table, wide = build_frame(rb, data, plan, units)
     if table.height == 0:
         raise EvaluationError(f"{data.file}: no assessed units (no data rows for leaf units)")
-    wide = build_frame(rb, data, plan, table)
     return evaluate_frame(rb, wide, plan)
 
 
