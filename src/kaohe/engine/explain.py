@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import polars as pl
 from rich.cells import cell_len
 
 from kaohe.engine.reference import (
@@ -31,7 +32,7 @@ from kaohe.engine.reference import (
     steps_of,
 )
 from kaohe.errors import EvaluationError
-from kaohe.io.dataset import Dataset, OrgUnits
+from kaohe.io.dataset import UNIT, Dataset, OrgUnits
 from kaohe.numbers import fmt2, round2
 from kaohe.periods import Period
 from kaohe.rulebook.loader import LoadedRulebook
@@ -242,6 +243,7 @@ def explain_unit(
     a year of a cumulative scheme or a summed period, each of its steps; then
     only the unit itself is scored.
     """
+    dataset, units = narrow_to_group(rb, dataset, units, unit)
     groups = assessed_groups(rb, dataset.units(), units)
     if unit not in groups:
         raise EvaluationError(f"unit {unit} is not an assessed unit of this data")
@@ -262,6 +264,30 @@ def explain_unit(
     res = score_units(rb, values, groups, period, given, detail={unit})[unit]
     group_name = names.get(group, group) if group is not None else None
     return _explanation(rb, res, period, names.get(unit, unit), group_name)
+
+
+def narrow_to_group(
+    rb: LoadedRulebook, dataset: Dataset, units: OrgUnits | None, unit: str
+) -> tuple[Dataset, OrgUnits | None]:
+    """The rows and org units of ``unit``'s rank group only (vectorised, so that
+    explaining one unit of a million costs milliseconds, not a pass in Python)."""
+    if units is None or rb.model.ranking.group_by != "parent":
+        return dataset, units
+    org = units.frame
+    own = org.filter(pl.col("code") == unit)
+    if own.height == 0:
+        return dataset, units  # reported as not assessed below
+    parent = own["parent"][0]
+    siblings = org.filter(
+        pl.col("parent").is_null() if parent is None else pl.col("parent") == parent
+    )["code"]
+    keep = org.filter(
+        pl.col("code").is_in(siblings.implode())
+        | (pl.col("code") == parent)
+        | pl.col("parent").is_in(siblings.implode())  # children make a sibling a non-leaf
+    )
+    rows = dataset.frame.filter(pl.col(UNIT).is_in(siblings.implode()))
+    return Dataset(rows, dataset.file, dataset.variables), OrgUnits(keep, units.file)
 
 
 def explain_all(
