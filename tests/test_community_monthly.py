@@ -303,3 +303,19 @@ def test_approvals_mark_lines(tmp_path: Path) -> None:
     bad.write_text("unit,period,reviewed_by,approved_by\nC1,2022-03,,李副主任\n")
     with pytest.raises(InputErrors, match=r"row 2, column 'reviewed_by': approved before review"):
         read_approvals(bad)
+
+
+def test_explanations_show_placement_flags_and_outcomes(example: tuple) -> None:
+    from kaohe.engine.explain import explain_unit, render_text, to_json
+    from kaohe.periods import Period
+
+    ds, org, _ = example
+    march = explain_unit(RB, ds, org, Period.parse("2022-03"), "C11")
+    assert march.rank == 9  # forced placement, decided by the vectorised engine
+    assert march.placement and "倒数3名" in march.placement
+    assert {f.code: f.value for f in march.flags}["meets_standard"] is True
+    q1 = to_json(explain_unit(RB, ds, org, Period.parse("2022Q1"), "C07"))
+    reward = next(o for o in q1["outcomes"] if o["code"] == "reward")
+    assert reward["amount"] == 2000.0 and "第1名2,000元" in reward["rule"]
+    text = render_text(explain_unit(RB, ds, org, Period.parse("2022-03"), "C09"))
+    assert "通报批评" in text and "rank > n - last_places and not meets_standard" in text

@@ -31,6 +31,7 @@ from kaohe.engine.reference import (
     score_units,
     steps_of,
 )
+from kaohe.engine.result import ScoreResult
 from kaohe.errors import EvaluationError
 from kaohe.io.dataset import UNIT, Dataset, OrgUnits
 from kaohe.numbers import fmt2, round2
@@ -93,6 +94,27 @@ class StepLine:
 
 
 @dataclass
+class FlagLine:
+    code: str
+    label: str
+    value: bool
+    rule: str  # the flag's rule in words
+    clause: str
+
+
+@dataclass
+class OutcomeLine:
+    code: str
+    label: str
+    kind: str
+    rule: str  # the condition and/or the amounts by rank
+    amount_fen: int | None
+    payee: str | None
+    funder: str | None
+    clause: str
+
+
+@dataclass
 class Explanation:
     rulebook: str
     rulebook_name: str
@@ -110,6 +132,11 @@ class Explanation:
     items: list[ItemExplanation]
     adjustments: list[AdjustmentLine]
     steps: list[StepLine]
+    #: flags (达标…), forced placement, veto and outcomes, from the vectorised engine
+    flags: list[FlagLine] = field(default_factory=list)
+    placement: str | None = None
+    vetoed: bool = False
+    outcomes: list[OutcomeLine] = field(default_factory=list)
 
     @property
     def items_total(self) -> float:
@@ -253,6 +280,11 @@ def explain_unit(
     keys = [str(period)]
     if how != "step":
         keys += [str(Period(period.year, rb.model.periods.step, k)) for k in steps]
+    fast = None
+    if ranks is None:
+        # the vectorised engine ranks the group (forced placement, vetoes) and decides
+        # flags and outcomes; the interpreter below traces the unit's terms
+        fast, ranks = _fast_ranks(rb, dataset, units, period, unit, keys)
     given: dict[str, dict[str, int]] | None = None
     if ranks is not None and all(k in ranks for k in keys):
         scored = [unit]  # the caller knows the ranks: score the unit alone
@@ -263,7 +295,76 @@ def explain_unit(
     values = {u: data.get(u, {}) for u in scored}
     res = score_units(rb, values, groups, period, given, detail={unit})[unit]
     group_name = names.get(group, group) if group is not None else None
-    return _explanation(rb, res, period, names.get(unit, unit), group_name)
+    expl = _explanation(rb, res, period, names.get(unit, unit), group_name)
+    if fast is not None:
+        _add_outcomes(rb, expl, fast, unit)
+    return expl
+
+
+def _fast_ranks(
+    rb: LoadedRulebook,
+    dataset: Dataset,
+    units: OrgUnits | None,
+    period: Period,
+    unit: str,
+    keys: list[str],
+) -> tuple[ScoreResult, dict[str, int]]:
+    """The unit's rank for the period and each of its steps, from the vectorised engine."""
+    from kaohe.engine.evaluate import rank_col
+    from kaohe.engine.evaluate import score as fast_score
+
+    result = fast_score(rb, dataset, period, units)
+    row = result.table.filter(pl.col(UNIT) == unit).row(0, named=True)
+    ranks = {str(period): int(row["rank"])}
+    step_kind = rb.model.periods.step
+    for key in keys[1:]:
+        k = Period.parse(key).index
+        if result.steps is not None and rank_col(k) in result.steps.columns:
+            steps = result.steps.filter(pl.col(UNIT) == unit)
+            ranks[key] = int(steps[rank_col(k)][0])
+        else:
+            sub = fast_score(rb, dataset, Period(period.year, step_kind, k), units)
+            ranks[key] = int(sub.table.filter(pl.col(UNIT) == unit)["rank"][0])
+    return result, ranks
+
+
+def _add_outcomes(rb: LoadedRulebook, expl: Explanation, result: ScoreResult, unit: str) -> None:
+    m = rb.model
+    row = result.table.filter(pl.col(UNIT) == unit).row(0, named=True)
+    for code, flag in m.flags.items():
+        parts = []
+        if flag.all_full:
+            parts.append("、".join(flag.all_full) + "均得满分")
+        if flag.when:
+            parts.append(flag.when)
+        if len(result.period.subperiods(m.periods.step)) > 1 and flag.over_steps == "last":
+            parts.append("按最后一期")
+        expl.flags.append(
+            FlagLine(code, flag.label, bool(row[code]), "；".join(parts), flag.clause)
+        )
+    if m.ranking.placement is not None and unit in result.placed:
+        expl.placement = m.ranking.placement.label
+    expl.vetoed = bool(row["vetoed"])
+    by_code = {o.code: o for o in m.outcomes}
+    for o in result.outcomes_of(unit):
+        spec = by_code[str(o["code"])]
+        rule = spec.when or ""
+        if spec.amount_by_rank:
+            money = "，".join(f"第{r}名{rb.num(a):,.0f}元" for r, a in spec.amount_by_rank.items())
+            rule = f"{rule}；{money}" if rule else money
+        amount = o["amount_fen"]
+        expl.outcomes.append(
+            OutcomeLine(
+                code=spec.code,
+                label=spec.label,
+                kind=spec.kind,
+                rule=rule,
+                amount_fen=int(amount) if isinstance(amount, int) else None,
+                payee=spec.payee,
+                funder=spec.funder,
+                clause=spec.clause,
+            )
+        )
 
 
 def narrow_to_group(
@@ -283,7 +384,7 @@ def narrow_to_group(
     )["code"]
     keep = org.filter(
         pl.col("code").is_in(siblings.implode())
-        | (pl.col("code") == parent)
+        | (pl.lit(False) if parent is None else pl.col("code") == parent)
         | pl.col("parent").is_in(siblings.implode())  # children make a sibling a non-leaf
     )
     rows = dataset.frame.filter(pl.col(UNIT).is_in(siblings.implode()))
@@ -426,6 +527,19 @@ def render_text(expl: Explanation) -> str:
     lines += _gap_line(2, parts, expl.total)
     lines.append(_leader(2, "总分", expl.total))
     lines.append(f"排名：{rank_scope}第{expl.rank}名")
+    if expl.placement:
+        lines.append(f"  {expl.placement}")
+    if expl.vetoed:
+        lines.append("  一票否决：列于最后")
+    if expl.flags or expl.outcomes:
+        lines.append("")
+        lines.append("考核结果运用")
+    for f in expl.flags:
+        lines.append(f"  {f.label}：{'是' if f.value else '否'}（{f.rule}）")
+    for o in expl.outcomes:
+        money = f" {o.amount_fen / 100:,.2f}元" if o.amount_fen is not None else ""
+        clause = f"（{o.clause}）" if o.clause else ""
+        lines.append(f"  {o.label}{money}　依据：{o.rule}{clause}")
     return "\n".join(lines) + "\n"
 
 
@@ -473,6 +587,25 @@ def to_json(expl: Explanation) -> dict[str, Any]:
         "rank_bonus": _r(expl.rank_bonus),
         "items_total": _r(expl.items_total),
         "adjustments_total": _r(expl.adjustments_total),
+        "vetoed": expl.vetoed,
+        "placement": expl.placement,
+        "flags": [
+            {"code": f.code, "label": f.label, "value": f.value, "rule": f.rule, "clause": f.clause}
+            for f in expl.flags
+        ],
+        "outcomes": [
+            {
+                "code": o.code,
+                "label": o.label,
+                "kind": o.kind,
+                "rule": o.rule,
+                "amount": None if o.amount_fen is None else o.amount_fen / 100,
+                "payee": o.payee,
+                "funder": o.funder,
+                "clause": o.clause,
+            }
+            for o in expl.outcomes
+        ],
         "items": [
             {
                 "code": it.code,
