@@ -158,7 +158,10 @@ class Compiler:
         if f == "ratio":
             return self.safe_ratio(vals[0], vals[1]), err
         if f == "pct":
-            return 100.0 * self.safe_ratio(vals[0], vals[1]), err
+            # 100·a/b (not 100·(a/b)): pct(29, 100) is exactly 29, as in threshold rates
+            a, b = vals
+            met = pl.lit(100.0 if self.zero_met else 0.0)
+            return pl.when(b == 0).then(met).otherwise(100.0 * a / b), err
         if f == "min1":
             return pl.min_horizontal(vals[0], pl.lit(1.0)), err
         if f == "over":

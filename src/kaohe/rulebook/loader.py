@@ -472,7 +472,10 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
             num(t.above, (*base, "rule", "threshold", "above"))
             if t.points is None and item.points is None:
                 err("a threshold rule needs points (on the rule or the item)", (*base, "points"))
-            if not isinstance(t.at, str) and t.at <= 0 and t.below == "proportional":
+            at_value = (
+                m.parameters[t.at].value if isinstance(t.at, str) and t.at in m.parameters else t.at
+            )
+            if not isinstance(at_value, str) and at_value <= 0 and t.below == "proportional":
                 err("a proportional threshold must be above 0", (*base, "rule", "threshold", "at"))
         elif isinstance(rule, BandRule):
             b = rule.band
