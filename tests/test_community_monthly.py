@@ -319,3 +319,33 @@ def test_explanations_show_placement_flags_and_outcomes(example: tuple) -> None:
     assert reward["amount"] == 2000.0 and "第1名2,000元" in reward["rule"]
     text = render_text(explain_unit(RB, ds, org, Period.parse("2022-03"), "C09"))
     assert "通报批评" in text and "rank > n - last_places and not meets_standard" in text
+
+
+def test_the_block_without_complaints_is_a_rulebook_choice() -> None:
+    """No complaint: read literally, the last-3 block still splits a tie across its edge;
+    with only_when_flagged the group is ranked plainly (1, 1, 3, 4)."""
+    rows: dict = {}
+    for u, kw in {"A": 10.0, "B": 10.0, "C": 9.0, "D": 7.0}.items():
+        rows.update(month(u, key_work_points=kw))
+    org = street(["A", "B", "C", "D"])
+    literal = {
+        u: r["rank"]
+        for u, r in rows_by_unit(score(RB, make_dataset(RB, rows), "2022-03", org)).items()
+    }
+    assert literal == {"A": 1, "B": 2, "C": 3, "D": 4}  # B falls into the block of the last 3
+    from kaohe.rulebook.loader import load_rulebook_text
+
+    text = (
+        Path(RB.file)
+        .read_text(encoding="utf-8")
+        .replace(
+            "    periods: [month]                   # 季度排名不强制排位",
+            "    periods: [month]\n    only_when_flagged: true",
+        )
+    )
+    rb = load_rulebook_text(text)
+    plain = {
+        u: r["rank"]
+        for u, r in rows_by_unit(score(rb, make_dataset(rb, rows), "2022-03", org)).items()
+    }
+    assert plain == {"A": 1, "B": 1, "C": 3, "D": 4}

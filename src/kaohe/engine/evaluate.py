@@ -502,7 +502,11 @@ def rank_units(rb: LoadedRulebook, out: pl.DataFrame, placement: Placement | Non
             pl.len().over("group").alias("__n"),
             pl.col("__placed").fill_null(False).sum().over("group").alias("__c"),
         ).with_columns(
-            pl.min_horizontal(pl.col("__n"), pl.max_horizontal(pl.col("__c"), pl.lit(last)))
+            pl.when((pl.col("__c") == 0) & pl.lit(placement.only_when_flagged))
+            .then(pl.lit(0))
+            .otherwise(
+                pl.min_horizontal(pl.col("__n"), pl.max_horizontal(pl.col("__c"), pl.lit(last)))
+            )
             .cast(pl.Int64)
             .alias("__m")
         )

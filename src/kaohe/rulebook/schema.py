@@ -301,6 +301,11 @@ class Placement(_Model):
         default_factory=list,
         description="kinds of assessed period the placement applies to (default: the step only)",
     )
+    only_when_flagged: bool = Field(
+        False,
+        description="a group with no flagged unit is ranked plainly; by default (the spec's "
+        "wording) the block of the last places exists even then, and ties across it are split",
+    )
     source: str = ""
     clause: str = ""
 
