@@ -2,14 +2,19 @@
 # Needs only Python 3.11+, make and git; uv is bootstrapped with pip if missing.
 
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv on PATH if there is one, else the uv module of $(PYTHON) (installed by `make uv`)
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint bench setup uv clean check-lock
+.PHONY: run test lint bench setup uv clean
 
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || \
-		$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet --break-system-packages uv
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+		|| $(PYTHON) -m pip install --quiet --user uv \
+		|| $(PYTHON) -m pip install --quiet --break-system-packages uv
 
 setup: uv
 	@$(UV) sync --frozen --quiet
