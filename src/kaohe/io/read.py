@@ -1263,4 +1263,5 @@ def _dataset(frame: pl.DataFrame, rb: LoadedRulebook, step: PeriodKind, file: st
             applies, _ = _masks(var, step)
             c = pl.when(applies & c.is_null()).then(pl.lit(float(var.default))).otherwise(c)
         out.append(c.cast(pl.Float64).alias(v))
-    return Dataset(frame=frame.select(out), file=file, variables=list(rb.variables))
+    # one chunk per column: later selects and filters need not align chunks again and again
+    return Dataset(frame=frame.select(out).rechunk(), file=file, variables=list(rb.variables))
