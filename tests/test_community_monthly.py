@@ -52,6 +52,7 @@ def test_worked_example_march(example: tuple) -> None:
         assert row["meets_standard"] == e["meets_standard"], e["unit"]
         assert {c: round2(row[c]) for c in e["items"]} == e["items"], e["unit"]
         assert (e["unit"] in res.placed) == e["complaint"]
+        assert row["complaint"] == e["complaint"], e["unit"]
 
 
 def test_worked_example_first_quarter(example: tuple) -> None:
