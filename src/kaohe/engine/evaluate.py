@@ -133,11 +133,6 @@ def referenced_variables(rb: LoadedRulebook) -> set[str]:
     return {n for n in names if n in rb.variables and rb.variables[n].level == "unit"}
 
 
-def assessed_units(rb: LoadedRulebook, data: Dataset, units: OrgUnits | None) -> pl.DataFrame:
-    """unit, __name, __group for every unit that is assessed (leaf units having data)."""
-    return _indexed_rows(rb, data, units, [])[0]
-
-
 def _indexed_rows(
     rb: LoadedRulebook, data: Dataset, units: OrgUnits | None, columns: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -462,7 +457,6 @@ def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreR
         out = out.drop("__placed")
     out = out.sort(["group", "rank", UNIT], nulls_last=False)
     outcomes = evaluate_outcomes(rb, out, vetoes, others, rctx, item_codes, flag_codes)
-    out = out.drop([*veto_cols, *[f"__v:{v}" for v in outcome_vars]])
     out = out.select(
         UNIT, "name", "group", "total", "rank", "rank_bonus", "vetoed",
         *item_codes, *adj_codes, *flag_codes,

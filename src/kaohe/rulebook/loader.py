@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -28,6 +29,7 @@ from kaohe.errors import RulebookError, RulebookErrors
 from kaohe.periods import PER_YEAR
 from kaohe.rulebook import expr
 from kaohe.rulebook.schema import (
+    CODE_PATTERN,
     BandRule,
     ClampRule,
     FormulaRule,
@@ -351,9 +353,7 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
     for name in m.variables:
         if name in expr.BUILTINS or name in expr.FUNCTIONS or name in ("and", "or", "not"):
             err(f"variable '{name}' has a reserved name", ("variables", name))
-        import re
-
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+        if not re.match(CODE_PATTERN, name):
             err(
                 f"variable code '{name}' must be letters, digits and _ (start with a letter)",
                 ("variables", name),
