@@ -17,8 +17,16 @@ LANG_DOC = (DOCS / "rulebook-language.md").read_text(encoding="utf-8")
 
 
 def command_names() -> list[str]:
-    group = typer.main.get_group(app)
-    return sorted(group.commands)
+    """Every command, sub-commands as 'group sub' (e.g. 'user add')."""
+    import click
+
+    names: list[str] = []
+    for name, cmd in typer.main.get_group(app).commands.items():
+        if isinstance(cmd, click.Group):
+            names += [f"{name} {sub}" for sub in cmd.commands]
+        else:
+            names.append(name)
+    return sorted(names)
 
 
 def test_every_cli_command_has_a_section() -> None:

@@ -431,6 +431,17 @@ def demo(
         _fail(e)
 
 
+def _sub_apps() -> None:
+    from kaohe import cli_db, cli_supplies, cli_user
+
+    app.add_typer(cli_user.app, name="user")
+    app.add_typer(cli_db.app, name="db")
+    app.add_typer(cli_supplies.app, name="supplies")
+
+
+_sub_apps()
+
+
 def main() -> None:
     app()
 

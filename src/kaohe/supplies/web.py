@@ -1,0 +1,5 @@
+"""(placeholder: the supplies pages and the public finder)"""
+
+from fastapi import APIRouter
+
+router = APIRouter()

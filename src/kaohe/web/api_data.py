@@ -1,0 +1,5 @@
+"""(placeholder: filled in by its area's work)"""
+
+from fastapi import APIRouter
+
+router = APIRouter()
