@@ -1,0 +1,401 @@
+"""Publishing a group's results: frozen figures, versions, and what changed.
+
+A publication freezes the JSON of ``kaohe score`` (:func:`kaohe.output.to_json_dict`)
+of one group (township/street) for one period, with the rulebook version that
+produced it.  Published figures are never recomputed: pages compare them with
+the live scores (:func:`compare_live`) and show what changed; a republish adds
+a new version, marks the old one superseded and returns the differences per
+unit (:func:`diff_results`).  Every publication is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kaohe.auth.permissions import Forbidden, can_review
+from kaohe.engine.evaluate import plan_period
+from kaohe.engine.result import ScoreResult
+from kaohe.errors import KaoheError
+from kaohe.output import to_json_dict
+from kaohe.periods import Period, PeriodError, PeriodKind, parse_period
+from kaohe.rulebook.loader import LoadedRulebook
+from kaohe.store.models import AuditEntry, DataValue, OrgUnit, Publication, User
+from kaohe.workflow.rulebooks import loaded
+from kaohe.workflow.scoring import data_fingerprint, rulebook_of, score_group
+from kaohe.workflow.units import NotFound, unit_by_code
+
+#: appeal window used when none is given (days after publication)
+DEFAULT_APPEAL_DAYS = 7
+MAX_APPEAL_DAYS = 365
+
+
+class PublishError(KaoheError):
+    """A publication request that cannot be honoured (bad period, bad appeal window)."""
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def group_by_code(session: Session, code: str) -> OrgUnit:
+    """A township/street that assesses its children (names a rulebook)."""
+    unit = unit_by_code(session, code)
+    if unit.rulebook is None:
+        raise NotFound(f"unit '{code}' is not an assessing township/street (it names no rulebook)")
+    return unit
+
+
+def check_period(session: Session, group: OrgUnit, period: str) -> Period:
+    """``period`` parsed, and known to the group's rulebook (else a clear error)."""
+    try:
+        p = parse_period(period)
+    except PeriodError as e:
+        raise NotFound(str(e)) from None
+    _, rb = rulebook_of(session, group)
+    try:
+        plan_period(rb, p)
+    except KaoheError as e:
+        raise NotFound(str(e)) from None
+    return p
+
+
+def periods_of(session: Session, group: OrgUnit) -> list[str]:
+    """Every period the group's rulebook assesses, for each year the group has data:
+    steps in order, then longer periods (quarters), then the year."""
+    _, rb = rulebook_of(session, group)
+    ids = [c.id for c in group.children]
+    if not ids:
+        return []
+    years = sorted(
+        {
+            int(str(p)[:4])
+            for p in session.scalars(
+                select(DataValue.period).where(DataValue.unit_id.in_(ids)).distinct()
+            )
+            if str(p)[:4].isdigit()
+        }
+    )
+    step = rb.model.periods.step
+    out: list[str] = []
+    for y in years:
+        year = Period(y, PeriodKind.YEAR, 1)
+        out += [str(s) for s in year.subperiods(step)] if step is not PeriodKind.YEAR else []
+        if not rb.model.periods.cumulative and step is PeriodKind.MONTH:
+            out += [str(q) for q in year.subperiods(PeriodKind.QUARTER)]
+        out.append(str(year))
+    return out
+
+
+def previous_period(rb_step: PeriodKind, p: Period) -> Period | None:
+    """The period before ``p`` of the same kind within its year (the year before for a year).
+
+    The first step of a year has none: a year's assessment starts afresh."""
+    if p.kind is PeriodKind.YEAR:
+        return Period(p.year - 1, PeriodKind.YEAR, 1)
+    if p.index > 1:
+        return Period(p.year, p.kind, p.index - 1)
+    return None
+
+
+def has_data(session: Session, group: OrgUnit, year: int) -> bool:
+    ids = [c.id for c in group.children]
+    if not ids:
+        return False
+    n = session.scalar(
+        select(func.count(DataValue.id))
+        .where(DataValue.unit_id.in_(ids))
+        .where(DataValue.period.like(f"{year}%"))
+    )
+    return bool(n)
+
+
+# ---------------------------------------------------------------- live documents (cached)
+
+_DOCS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_DOCS_LOCK = threading.Lock()
+_DOCS_SIZE = 256
+
+
+def live_result(
+    session: Session, group: OrgUnit, period: Period, fingerprint: tuple[Any, ...] | None = None
+) -> tuple[ScoreResult, dict[str, Any]]:
+    """The live score of ``group`` for ``period`` and its JSON document (both cached
+    while the data is unchanged).  ``fingerprint``: the group's data fingerprint for
+    the period's year, when the caller already has it."""
+    version, _ = rulebook_of(session, group)
+    fp = fingerprint if fingerprint is not None else data_fingerprint(session, group, period.year)
+    key = (group.id, str(period), version.id, *fp)
+    with _DOCS_LOCK:
+        hit = _DOCS.get(key)
+        if hit is not None:
+            _DOCS.move_to_end(key)
+            return hit["result"], hit["doc"]
+    result = score_group(session, group, period)
+    doc = to_json_dict(result)
+    with _DOCS_LOCK:
+        _DOCS[key] = {"result": result, "doc": doc}
+        while len(_DOCS) > _DOCS_SIZE:
+            _DOCS.popitem(last=False)
+    return result, doc
+
+
+def clear_cache() -> None:
+    with _DOCS_LOCK:
+        _DOCS.clear()
+
+
+# ---------------------------------------------------------------- differences
+
+
+@dataclass
+class UnitDiff:
+    """How one unit's result differs between two documents (old → new)."""
+
+    unit: str
+    name: str
+    total: tuple[float | None, float | None]
+    rank: tuple[int | None, int | None]
+    #: item, adjustment, rank-bonus, flag and veto changes: code -> (old, new)
+    items: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    outcomes: tuple[list[str], list[str]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "name": self.name,
+            "total": {"old": self.total[0], "new": self.total[1]},
+            "rank": {"old": self.rank[0], "new": self.rank[1]},
+            "items": {k: {"old": a, "new": b} for k, a, b in _triples(self.items)},
+            "outcomes": None
+            if self.outcomes is None
+            else {"old": self.outcomes[0], "new": self.outcomes[1]},
+        }
+
+
+def _triples(d: dict[str, tuple[Any, Any]]) -> list[tuple[str, Any, Any]]:
+    return [(k, v[0], v[1]) for k, v in d.items()]
+
+
+def _outcome_keys(rec: dict[str, Any]) -> list[str]:
+    return sorted(
+        f"{o['code']}" + (f":{o['amount']}" if o.get("amount") is not None else "")
+        for o in rec.get("outcomes", [])
+    )
+
+
+_FIXED = {"unit", "name", "group", "period", "total", "rank", "items", "adjustments", "outcomes"}
+
+
+def diff_results(old: dict[str, Any], new: dict[str, Any]) -> list[UnitDiff]:
+    """Per unit: what differs between two ``kaohe score`` documents (units only in
+    one of them appear with None on the other side).  Unchanged units are left out."""
+    a = {r["unit"]: r for r in old.get("results", [])}
+    b = {r["unit"]: r for r in new.get("results", [])}
+    out: list[UnitDiff] = []
+    for unit in [*b, *(u for u in a if u not in b)]:
+        ra, rb_ = a.get(unit), b.get(unit)
+        name = str((rb_ or ra or {}).get("name") or unit)
+        if ra is None or rb_ is None:
+            out.append(
+                UnitDiff(
+                    unit,
+                    name,
+                    (ra["total"] if ra else None, rb_["total"] if rb_ else None),
+                    (ra["rank"] if ra else None, rb_["rank"] if rb_ else None),
+                )
+            )
+            continue
+        items: dict[str, tuple[Any, Any]] = {}
+        for code in dict.fromkeys([*ra["items"], *rb_["items"]]):
+            x, y = ra["items"].get(code), rb_["items"].get(code)
+            if x != y:
+                items[code] = (x, y)
+        for code in dict.fromkeys([*ra.get("adjustments", {}), *rb_.get("adjustments", {})]):
+            x, y = ra.get("adjustments", {}).get(code, 0), rb_.get("adjustments", {}).get(code, 0)
+            if x != y:
+                items[code] = (x, y)
+        for key in dict.fromkeys([*ra, *rb_]):
+            if key in _FIXED:
+                continue
+            if ra.get(key) != rb_.get(key):
+                items[key] = (ra.get(key), rb_.get(key))
+        oa, ob = _outcome_keys(ra), _outcome_keys(rb_)
+        outcomes = (oa, ob) if oa != ob else None
+        if ra["total"] != rb_["total"] or ra["rank"] != rb_["rank"] or items or outcomes:
+            out.append(
+                UnitDiff(
+                    unit,
+                    name,
+                    (ra["total"], rb_["total"]),
+                    (ra["rank"], rb_["rank"]),
+                    items,
+                    outcomes,
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------- publications
+
+
+def doc_of(pub: Publication) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(pub.results)
+    return doc
+
+
+def published(session: Session, group: OrgUnit, period: str | Period) -> Publication | None:
+    """The current (not superseded) publication of ``group`` for ``period``."""
+    return session.scalar(
+        select(Publication)
+        .where(Publication.group_id == group.id)
+        .where(Publication.period == str(period))
+        .where(Publication.superseded.is_(False))
+        .order_by(Publication.version.desc())
+        .limit(1)
+    )
+
+
+def publication_history(session: Session, group: OrgUnit, period: str) -> list[Publication]:
+    return list(
+        session.scalars(
+            select(Publication)
+            .where(Publication.group_id == group.id)
+            .where(Publication.period == str(period))
+            .order_by(Publication.version.desc())
+        )
+    )
+
+
+def publications(session: Session, group_ids: set[int] | None = None) -> list[Publication]:
+    """Current publications (newest first), of ``group_ids`` only when given."""
+    q = select(Publication).where(Publication.superseded.is_(False))
+    if group_ids is not None:
+        q = q.where(Publication.group_id.in_(group_ids or {-1}))
+    return list(session.scalars(q.order_by(Publication.published_at.desc(), Publication.id.desc())))
+
+
+@dataclass
+class PublishOutcome:
+    publication: Publication
+    previous: Publication | None
+    #: per-unit differences against the previous version (empty for a first publication)
+    diff: list[UnitDiff]
+
+
+def publish(
+    session: Session,
+    user: User | None,
+    group: OrgUnit,
+    period: str | Period,
+    appeal_days: int = DEFAULT_APPEAL_DAYS,
+    note: str | None = None,
+) -> PublishOutcome:
+    """Freeze the group's current scores for ``period`` (a republish: version + 1,
+    the old version superseded, the differences returned).  Only the group's
+    assessors (and admins) may publish."""
+    if not can_review(session, user, group):
+        raise Forbidden()
+    p = check_period(session, group, str(period))
+    if not isinstance(appeal_days, int) or not 0 <= appeal_days <= MAX_APPEAL_DAYS:
+        raise PublishError(
+            f"appeal_days: {appeal_days!r} is not a whole number of days from 0 to "
+            f"{MAX_APPEAL_DAYS} (申诉期天数应为 0–{MAX_APPEAL_DAYS} 的整数)"
+        )
+    version, _ = rulebook_of(session, group)
+    _, doc = live_result(session, group, p)
+    previous = published(session, group, p)
+    number = 1
+    diff: list[UnitDiff] = []
+    if previous is not None:
+        number = previous.version + 1
+        previous.superseded = True
+        diff = diff_results(doc_of(previous), doc)
+        session.flush()
+    pub = Publication(
+        group_id=group.id,
+        period=str(p),
+        version=number,
+        rulebook_version_id=version.id,
+        results=json.dumps(doc, ensure_ascii=False),
+        published_by_id=user.id if user else None,
+        appeal_days=appeal_days,
+        note=(note or "").strip() or None,
+    )
+    session.add(pub)
+    session.flush()
+    session.add(
+        AuditEntry(
+            user_id=user.id if user else None,
+            action="publication.publish",
+            unit_id=group.id,
+            period=str(p),
+            key=f"v{number}",
+            old=None
+            if previous is None
+            else f"v{previous.version} ({len(diff)} units changed: "
+            + ", ".join(d.unit for d in diff[:20])
+            + ("…" if len(diff) > 20 else "")
+            + ")",
+            new=f"v{number} {version.code}@{version.sha256[:12]} "
+            f"({len(doc['results'])} units, appeal {appeal_days} days)",
+            reason=pub.note,
+        )
+    )
+    return PublishOutcome(pub, previous, diff)
+
+
+@dataclass
+class Comparison:
+    """Live scores against the current publication."""
+
+    publication: Publication
+    diff: list[UnitDiff]
+    #: the group's rulebook has a newer version than the one that produced the publication
+    rulebook_changed: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.diff) or self.rulebook_changed
+
+
+def compare_live(
+    session: Session,
+    group: OrgUnit,
+    pub: Publication,
+    fingerprint: tuple[Any, ...] | None = None,
+) -> Comparison:
+    """What differs between the published figures and the group's live scores (the
+    published figures themselves are never touched)."""
+    p = parse_period(pub.period)
+    _, live = live_result(session, group, p, fingerprint)
+    version, _ = rulebook_of(session, group)
+    return Comparison(pub, diff_results(doc_of(pub), live), version.id != pub.rulebook_version_id)
+
+
+def frozen_rulebook(pub: Publication) -> LoadedRulebook:
+    """The parsed rulebook version that produced ``pub`` (item names, points, source text)."""
+    return loaded(pub.rulebook_version)
+
+
+__all__ = [
+    "Comparison",
+    "PublishError",
+    "PublishOutcome",
+    "UnitDiff",
+    "check_period",
+    "compare_live",
+    "diff_results",
+    "group_by_code",
+    "live_result",
+    "previous_period",
+    "publication_history",
+    "publications",
+    "publish",
+    "published",
+]
