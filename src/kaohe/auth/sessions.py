@@ -71,3 +71,38 @@ def user_for_token(session: Session, secret: str | None) -> User | None:
         return None
     row.last_used_at = utcnow()
     return row.user
+
+
+def end_other_sessions(session: Session, user: User, keep_token: str | None) -> None:
+    """End every session of ``user`` except the one whose cookie value is ``keep_token``."""
+    stmt = delete(UserSession).where(UserSession.user_id == user.id)
+    if keep_token:
+        stmt = stmt.where(UserSession.token_hash != digest(keep_token))
+    session.execute(stmt)
+
+
+def api_tokens(session: Session, user: User, *, include_revoked: bool = True) -> list[ApiToken]:
+    """``user``'s API tokens, newest first."""
+    stmt = select(ApiToken).where(ApiToken.user_id == user.id)
+    if not include_revoked:
+        stmt = stmt.where(ApiToken.revoked_at.is_(None))
+    return list(session.scalars(stmt.order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+def revoke_api_token(session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of ``user``'s own tokens (NotFound for anyone else's: no hint it exists)."""
+    from kaohe.workflow.units import NotFound
+
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound(f"没有编号为 {token_id} 的令牌 (no token {token_id})")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    session.flush()
+    return row
+
+
+def revoke_all_api_tokens(session: Session, user: User) -> None:
+    for row in api_tokens(session, user, include_revoked=False):
+        row.revoked_at = utcnow()
+    session.flush()
