@@ -1,5 +1,390 @@
-"""(placeholder: filled in by its area's work)"""
+"""Results pages: rankings, unit explanations, publication, appeals, payments, downloads,
+and the public pages (published results only, no login)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from kaohe.auth.permissions import Forbidden, can_read, can_review
+from kaohe.io.notice import build_notice, write_notice_docx
+from kaohe.io.payment_sheet import payment_sheet_rows, write_payment_sheet, yuan_text
+from kaohe.io.xlsx_report import write_xlsx_report
+from kaohe.store.models import OrgUnit, User
+from kaohe.web.deps import CurrentUser, Db, SignedIn
+from kaohe.web.render import render
+from kaohe.web.results_view import (
+    FULL,
+    PUBLISHED,
+    group_mode,
+    ranking,
+    unit_mode,
+    unit_view,
+    visible_groups,
+)
+from kaohe.workflow.appeals import (
+    answer_appeal,
+    appeal_by_id,
+    appeal_deadline,
+    appeal_open,
+    file_appeal,
+    visible_appeals,
+)
+from kaohe.workflow.payments import approve, can_sign_approve, can_sign_review, review, sheet_for
+from kaohe.workflow.publish import (
+    check_period,
+    group_by_code,
+    live_result,
+    periods_of,
+    publication_history,
+    publications,
+    publish,
+    published,
+)
+from kaohe.workflow.scoring import group_inputs
+from kaohe.workflow.units import groups, unit_by_code
+
+router = APIRouter(include_in_schema=False)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def _json(value: Any) -> str:
+    """JSON for a <script type="application/json"> block (no '</' can close it)."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+# ---------------------------------------------------------------- index
+
+
+@router.get("/results", response_class=HTMLResponse)
+def results_index(request: Request, db: Db, user: SignedIn) -> Response:
+    rows = []
+    for g in visible_groups(db, user, groups(db)):
+        mode = group_mode(db, user, g)
+        periods = []
+        for p in periods_of(db, g):
+            pub = published(db, g, p)
+            if mode == PUBLISHED and pub is None:
+                continue
+            periods.append({"period": p, "publication": pub})
+        rows.append({"group": g, "periods": periods, "mode": mode})
+    return render(request, "results/index.html", {"rows": rows})
+
+
+# ---------------------------------------------------------------- ranking
+
+
+def _ranking_page(
+    request: Request, db: Db, user: User | None, group: str, period: str, public: bool
+) -> Response:
+    g = group_by_code(db, group)
+    mode = PUBLISHED if public else group_mode(db, user, g)
+    view = ranking(db, user, g, period, mode)
+    if public and view.publication is None:
+        from kaohe.workflow.units import NotFound
+
+        raise NotFound(f"{g.name}{view.period.label_zh}的考核结果尚未公布 (not published)")
+    history = publication_history(db, g, str(view.period)) if mode == FULL else []
+    return render(
+        request,
+        "results/group.html",
+        {
+            "view": view,
+            "group": g,
+            "public": public,
+            "base": "/public" if public else "/results",
+            "can_publish": (not public) and can_review(db, user, g),
+            "history": history,
+            "periods": periods_of(db, g),
+            "heat_json": _json(view.heat()) if view.rows else None,
+            "is_street": any(c.level == "community" for c in g.children),
+        },
+    )
+
+
+@router.get("/results/{group}/{period}", response_class=HTMLResponse)
+def group_page(request: Request, db: Db, user: SignedIn, group: str, period: str) -> Response:
+    return _ranking_page(request, db, user, group, period, public=False)
+
+
+@router.post("/results/{group}/{period}/publish")
+def publish_page(
+    request: Request,
+    db: Db,
+    user: SignedIn,
+    group: str,
+    period: str,
+    appeal_days: Annotated[int, Form()] = 7,
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    g = group_by_code(db, group)
+    out = publish(db, user, g, period, appeal_days, note)
+    return render(
+        request,
+        "results/published.html",
+        {"group": g, "out": out, "period": str(out.publication.period)},
+    )
+
+
+# ---------------------------------------------------------------- unit page
+
+
+def _unit_page(
+    request: Request,
+    db: Db,
+    user: User | None,
+    group: str,
+    period: str,
+    unit: str,
+    public: bool,
+) -> Response:
+    g = group_by_code(db, group)
+    u = unit_by_code(db, unit)
+    mode = PUBLISHED if public else unit_mode(db, user, g, u)
+    if public and u.parent_id != g.id:
+        from kaohe.workflow.units import NotFound
+
+        raise NotFound(f"unit '{u.code}' is not assessed by {g.code}")
+    view = unit_view(db, user, g, u, period, mode)
+    appeals = [] if public or user is None else visible_appeals(db, user, unit=u, period=period)
+    pub = view.publication
+    may_appeal = (
+        not public
+        and user is not None
+        and user.role == "reporter"
+        and user.unit_id == u.id
+        and pub is not None
+        and appeal_open(pub)
+    )
+    return render(
+        request,
+        "results/unit.html",
+        {
+            "view": view,
+            "group": g,
+            "unit": u,
+            "public": public,
+            "base": "/public" if public else "/results",
+            "appeals": appeals,
+            "may_appeal": may_appeal,
+            "deadline": appeal_deadline(pub) if pub is not None else None,
+            "can_answer": (not public) and can_review(db, user, g),
+            "trend_json": _json(view.trend),
+            "flag_labels": {c: f.label for c, f in view.rulebook.model.flags.items()}
+            if view.rulebook
+            else {},
+        },
+    )
+
+
+@router.get("/results/{group}/{period}/{unit}", response_class=HTMLResponse)
+def unit_page(
+    request: Request, db: Db, user: SignedIn, group: str, period: str, unit: str
+) -> Response:
+    return _unit_page(request, db, user, group, period, unit, public=False)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def _download_group(db: Db, user: User, group: str, period: str) -> OrgUnit:
+    g = group_by_code(db, group)
+    if group_mode(db, user, g) != FULL:
+        raise Forbidden()
+    check_period(db, g, period)
+    return g
+
+
+def _file_response(data: bytes, media: str, filename: str) -> Response:
+    return Response(
+        data,
+        media_type=media,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
+
+
+def _write_temp(suffix: str, writer: Any) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"out{suffix}"
+        writer(path)
+        return path.read_bytes()
+
+
+@router.get("/downloads/{group}/{period}/report.xlsx")
+def download_report(db: Db, user: SignedIn, group: str, period: str) -> Response:
+    g = _download_group(db, user, group, period)
+    p = check_period(db, g, period)
+    result, _ = live_result(db, g, p)
+    units = group_inputs(db, g, p.year).units
+    data = _write_temp(".xlsx", lambda path: write_xlsx_report(result, path, units=units))
+    return _file_response(data, XLSX, f"{g.name}-{p}-考核结果.xlsx")
+
+
+@router.get("/downloads/{group}/{period}/notice.docx")
+def download_notice(db: Db, user: SignedIn, group: str, period: str) -> Response:
+    g = _download_group(db, user, group, period)
+    p = check_period(db, g, period)
+    result, _ = live_result(db, g, p)
+    names = {g.code: g.name, **{c.code: c.name for c in g.children}}
+    village = any(c.level == "village" for c in g.children)
+    notice = build_notice(
+        result,
+        names,
+        issuer=g.name,
+        addressee="各村民委员会" if village else None,
+        unit_header="村" if village else None,
+    )
+    data = _write_temp(".docx", lambda path: write_notice_docx(notice, path))
+    return _file_response(data, DOCX, f"{g.name}-{p}-通报.docx")
+
+
+@router.get("/downloads/{group}/{period}/payments.xlsx")
+def download_payments(db: Db, user: SignedIn, group: str, period: str) -> Response:
+    g = _download_group(db, user, group, period)
+    p = check_period(db, g, period)
+    sheet = sheet_for(db, g, p)
+    names = {g.code: g.name, **{c.code: c.name for c in g.children}}
+    data = _write_temp(".xlsx", lambda path: write_payment_sheet(sheet, path, names))
+    return _file_response(data, XLSX, f"{g.name}-{p}-经费发放表.xlsx")
+
+
+# ---------------------------------------------------------------- payments
+
+
+def payments_context(db: Db, user: User, group: str, period: str) -> dict[str, Any]:
+    g = group_by_code(db, group)
+    own_only = user.role == "reporter"
+    if own_only:
+        if user.unit is None or user.unit.parent_id != g.id:
+            raise Forbidden()
+    elif not can_read(db, user, g):
+        raise Forbidden()
+    p = check_period(db, g, period)
+    sheet = sheet_for(db, g, p)
+    names = {g.code: g.name, **{c.code: c.name for c in g.children}}
+    rows = payment_sheet_rows(sheet, names)
+    if own_only:
+        rows = [r for r in rows if r["unit"] == user.unit.code]  # type: ignore[union-attr]
+    units: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        u = units.setdefault(
+            r["unit"],
+            {"unit": r["unit"], "name": r["name"], "lines": [], "fen": 0, "statuses": set()},
+        )
+        u["lines"].append(r)
+        u["fen"] += int(r["amount_fen"] or 0)
+        u["statuses"].add(r["status"])
+    by_code = {g.code: g, **{c.code: c for c in g.children}}
+    for code, u in units.items():
+        st = u["statuses"]
+        u["state"] = (
+            "approved" if st == {"approved"} else "pending" if "pending" in st else "reviewed"
+        )
+        u["yuan"] = yuan_text(u["fen"])
+        u["can_review"] = "pending" in st and can_sign_review(db, user, g, by_code[code])
+        u["can_approve"] = (
+            "pending" not in st and st != {"approved"} and can_sign_approve(db, user, g)
+        )
+        u["statuses"] = sorted(st)
+    return {
+        "group": g,
+        "period": p,
+        "units": list(units.values()),
+        "total": yuan_text(sum(u["fen"] for u in units.values())),
+        "own_only": own_only,
+    }
+
+
+@router.get("/payments/{group}/{period}", response_class=HTMLResponse)
+def payments_page(request: Request, db: Db, user: SignedIn, group: str, period: str) -> Response:
+    return render(request, "results/payments.html", payments_context(db, user, group, period))
+
+
+@router.post("/payments/{group}/{period}/{unit}/{action}")
+def payments_sign(
+    request: Request, db: Db, user: SignedIn, group: str, period: str, unit: str, action: str
+) -> Response:
+    g = group_by_code(db, group)
+    if action == "review":
+        review(db, user, g, period, unit)
+    elif action == "approve":
+        approve(db, user, g, period, unit)
+    else:
+        from kaohe.workflow.units import NotFound
+
+        raise NotFound(f"unknown action '{action}' (review or approve)")
+    return RedirectResponse(f"/payments/{g.code}/{period}", status_code=303)
+
+
+# ---------------------------------------------------------------- appeals
+
+
+@router.get("/appeals", response_class=HTMLResponse)
+def appeals_page(request: Request, db: Db, user: SignedIn) -> Response:
+    items = visible_appeals(db, user)
+    return render(
+        request,
+        "results/appeals.html",
+        {
+            "appeals": items,
+            "can_answer": {a.id: can_review(db, user, a.publication.group) for a in items},
+        },
+    )
+
+
+@router.post("/results/{group}/{period}/{unit}/appeal")
+def appeal_post(
+    request: Request,
+    db: Db,
+    user: SignedIn,
+    group: str,
+    period: str,
+    unit: str,
+    text: Annotated[str, Form()] = "",
+) -> Response:
+    g = group_by_code(db, group)
+    u = unit_by_code(db, unit)
+    unit_mode(db, user, g, u)
+    file_appeal(db, user, u, period, text)
+    return RedirectResponse(f"/results/{g.code}/{period}/{u.code}#appeals", status_code=303)
+
+
+@router.post("/appeals/{appeal_id}/answer")
+def appeal_answer_post(
+    request: Request,
+    db: Db,
+    user: SignedIn,
+    appeal_id: int,
+    answer: Annotated[str, Form()] = "",
+) -> Response:
+    answer_appeal(db, user, appeal_id, answer)
+    a = appeal_by_id(db, appeal_id)
+    return RedirectResponse(f"/appeals#appeal-{a.id}", status_code=303)
+
+
+# ---------------------------------------------------------------- public
+
+
+@router.get("/public", response_class=HTMLResponse)
+def public_index(request: Request, db: Db, user: CurrentUser) -> Response:
+    return render(request, "results/public.html", {"publications": publications(db)})
+
+
+@router.get("/public/{group}/{period}", response_class=HTMLResponse)
+def public_group(request: Request, db: Db, user: CurrentUser, group: str, period: str) -> Response:
+    return _ranking_page(request, db, None, group, period, public=True)
+
+
+@router.get("/public/{group}/{period}/{unit}", response_class=HTMLResponse)
+def public_unit(
+    request: Request, db: Db, user: CurrentUser, group: str, period: str, unit: str
+) -> Response:
+    return _unit_page(request, db, None, group, period, unit, public=True)
