@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kaohe import __version__
 from kaohe.errors import KaoheError
 from kaohe.store.db import make_engine, session_factory
-from kaohe.web.deps import CSRF_COOKIE, LoginRequired, check_csrf, current_user
+from kaohe.web.deps import CSRF_COOKIE, LoginRequired, check_csrf, current_user, reload_user
 from kaohe.web.render import render
 from kaohe.workflow.units import NotFound
 
@@ -79,6 +79,7 @@ async def _error(request: Request, status: int, message: str) -> Response:
         from fastapi.responses import JSONResponse
 
         return JSONResponse({"detail": message}, status_code=status)
+    reload_user(request)
     return render(request, "error.html", {"status": status, "message": message}, status)
 
 

@@ -69,6 +69,22 @@ def current_user(request: Request, db: Db) -> User | None:
 CurrentUser = Annotated[User | None, Depends(current_user)]
 
 
+def reload_user(request: Request) -> None:
+    """After the request's transaction was rolled back (an error page), the signed-in
+    user's attributes are expired and its session closed: reload it in a short session
+    so the error page can still show who is signed in."""
+    from sqlalchemy import inspect
+
+    user = getattr(request.state, "user", None)
+    if user is None:
+        return
+    state = inspect(user)
+    if not (state.expired_attributes or state.detached) or state.identity is None:
+        return
+    with request.app.state.sessions() as s:
+        request.state.user = s.get(User, state.identity[0])
+
+
 def require_user(request: Request, user: CurrentUser) -> User:
     """A signed-in user; pages redirect to the login page, the API answers 401."""
     if user is None:
