@@ -37,7 +37,30 @@ from kaohe.workflow.rulebooks import current_version, loaded
 from kaohe.workflow.units import NotFound, group_of
 
 #: units of measure of counts: values must be whole numbers
-COUNT_UNITS = frozenset(["例", "人", "个", "对", "件", "次", "条", "户", "起", "名", "项", "家", "所", "处", "篇", "场", "台", "辆", "本", "份"])
+COUNT_UNITS = frozenset(
+    [
+        "例",
+        "人",
+        "个",
+        "对",
+        "件",
+        "次",
+        "条",
+        "户",
+        "起",
+        "名",
+        "项",
+        "家",
+        "所",
+        "处",
+        "篇",
+        "场",
+        "台",
+        "辆",
+        "本",
+        "份",
+    ]
+)
 
 #: rows per bulk statement
 CHUNK = 20_000
@@ -254,6 +277,14 @@ class FormField:
     @property
     def text(self) -> str:
         return self.raw if self.raw is not None else fmt(self.value)
+
+    @property
+    def previous_text(self) -> str:
+        return fmt(self.previous)
+
+    @property
+    def default_text(self) -> str:
+        return fmt(self.default)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from kaohe.io.read import read_data
 from kaohe.periods import Period, PeriodError, PeriodKind
 from kaohe.rulebook.loader import LoadedRulebook
 from kaohe.store.models import OrgUnit, User
+from kaohe.workflow.audit import fmt_value
 from kaohe.workflow.data import (
     COUNT_UNITS,
     GIVEN_SCHEMA,
@@ -353,6 +354,8 @@ def plan_preview(
             "label": labels.get(r["variable"], r["variable"]),
             "old": r["old"],
             "new": r["value"],
+            "old_text": fmt_value(r["old"]),
+            "new_text": fmt_value(r["value"]),
             "sheet": r[SHEET],
             "row": r[ROW],
         }

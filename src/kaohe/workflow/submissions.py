@@ -41,14 +41,10 @@ class TransitionError(KaoheError):
     """A transition that the current state (or a missing comment / value) does not allow."""
 
 
-def _submission(session: Session, unit: OrgUnit, period: str) -> Submission:
-    sub = session.scalar(
+def _submission(session: Session, unit: OrgUnit, period: str) -> Submission | None:
+    return session.scalar(
         select(Submission).where(Submission.unit_id == unit.id, Submission.period == period)
     )
-    if sub is None:
-        sub = Submission(unit_id=unit.id, period=period, state="draft")
-        session.add(sub)
-    return sub
 
 
 def transition(
@@ -73,7 +69,7 @@ def transition(
     p = str(data_period(ctx, period))
     sources, target = TRANSITIONS[action]
     sub = _submission(session, unit, p)
-    state = sub.state or "draft"
+    state = (sub.state if sub is not None else None) or "draft"
     if state not in sources:
         raise TransitionError(
             f"当前状态为「{_STATE_ZH[state]}」，不能{ACTION_ZH[action]} "
@@ -93,6 +89,9 @@ def transition(
                 f"以下项目没有默认值，尚未填写，不能提交：{labels}{more} "
                 f"({len(missing)} required value(s) missing)"
             )
+    if sub is None:
+        sub = Submission(unit_id=unit.id, period=p)
+        session.add(sub)
     sub.state = target
     sub.comment = note
     sub.updated_at = utcnow()
