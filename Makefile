@@ -9,7 +9,12 @@ UV := $(PYTHON) -m uv
 endif
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint bench setup uv clean
+# browser tests drive Debian's chromium (never a downloaded browser)
+CHROMIUM ?= /usr/bin/chromium
+# the PostgreSQL server of `make test-pg` (started on loopback by .ci/postgres if none runs)
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run demo test test-pg chromium postgres lint bench setup uv clean clean-demo
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
@@ -19,11 +24,35 @@ uv:
 setup: uv
 	@$(UV) sync --frozen --quiet
 
+# serve the web app at http://127.0.0.1:8000 over the demo database (var/demo/,
+# created and seeded on first run; the demo users' passwords are printed)
 run: setup
+	$(RUN) kaohe serve --demo
+
+# the command-line scoring demo: rankings per township + XLSX report in out/
+demo: setup
 	$(RUN) kaohe demo
 
-test: setup lint
+test: setup lint chromium
 	$(RUN) pytest -q -n 2
+
+# the database tests (marker `db`: every test using the db fixtures) on PostgreSQL
+test-pg: setup postgres
+	KAOHE_TEST_DATABASE_URL=$(PG_URL) $(RUN) pytest -q -n 2 -m db
+
+chromium:
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian's chromium for the browser tests"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "The browser tests need Debian's chromium at $(CHROMIUM):" \
+				"run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)." >&2; \
+			exit 1; \
+		fi; }
+
+postgres:
+	@.ci/postgres
 
 lint: setup
 	$(RUN) ruff check src tests benchmarks
@@ -35,3 +64,7 @@ bench: setup
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache out
+
+# the demo database and its passwords (make run creates them again)
+clean-demo:
+	rm -rf var/demo

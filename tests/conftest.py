@@ -35,6 +35,19 @@ TEST_USERS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "db: uses the database fixtures (run again on PostgreSQL by `make test-pg`)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the database fixtures ``db`` (``pytest -m db``)."""
+    for item in items:
+        if "db_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
 def seed(url: str) -> None:
     from kaohe.auth.users import add_user
     from kaohe.demo.database import create_demo_county

@@ -436,6 +436,7 @@ def _sub_apps() -> None:
 
     app.add_typer(cli_user.app, name="user")
     app.add_typer(cli_db.app, name="db")
+    app.command("serve")(cli_db.serve)
     app.add_typer(cli_supplies.app, name="supplies")
 
 
