@@ -177,11 +177,11 @@ def enable(
 def list_(database: DatabaseOpt = None) -> None:
     """List users: role, unit, active, created."""
     from kaohe.auth.users import list_users
-    from kaohe.web.i18n import local_time
+    from kaohe.web.i18n import local_date
 
     table = Table(title="用户 users")
+    table.add_column("用户名 username", no_wrap=True)
     for col in (
-        "用户名 username",
         "姓名 name",
         "角色 role",
         "单位 unit",
@@ -197,6 +197,6 @@ def list_(database: DatabaseOpt = None) -> None:
                 u.role,
                 f"{u.unit.code} {u.unit.name}" if u.unit else "—",
                 "启用 active" if u.active else "停用 disabled",
-                local_time(u.created_at),
+                local_date(u.created_at),
             )
     out.print(table)
