@@ -539,7 +539,7 @@ def existing_frame(session: Session, unit_ids: list[int], periods: list[str]) ->
                 )
                 .where(DataValue.unit_id.in_(unit_ids[i : i + 5000]))
                 .where(DataValue.period.in_(periods))
-            ).tuples()
+            ).all()
         )
     return pl.DataFrame(out, schema=schema, orient="row")
 
@@ -555,7 +555,7 @@ def states_frame(session: Session, unit_ids: list[int], periods: list[str]) -> p
                 select(Submission.unit_id, Submission.period, Submission.state)
                 .where(Submission.unit_id.in_(unit_ids[i : i + 5000]))
                 .where(Submission.period.in_(periods))
-            ).tuples()
+            ).all()
         )
     return pl.DataFrame(rows, schema=schema, orient="row")
 
@@ -575,37 +575,34 @@ def plan_import(session: Session, user: User, given: pl.DataFrame) -> ImportPlan
     changed = pl.col("old").is_null() | (pl.col("old") != pl.col("value"))
     changes = joined.filter(changed)
     unchanged = joined.height - changes.height
-    # permission and locks, per (unit, period) with a change
+    # permission: every given value (unchanged ones too); locks: every change
     scope = scope_ids(session, user)
-    reason = pl.lit(None, dtype=pl.String)
+    denied = pl.lit(False)
     if user.role == "viewer":
-        reason = pl.lit("无权修改数据 (viewers cannot change data)")
+        denied = pl.lit(True)
     elif scope is not None:
-        reason = (
-            pl.when(~pl.col("unit_id").is_in(sorted(scope)))
-            .then(pl.lit("无权修改该单位的数据 (no permission to change this unit's data)"))
-            .otherwise(reason)
-        )
+        denied = ~pl.col("unit_id").is_in(sorted(scope))
+    no_right = joined.filter(denied).with_columns(
+        pl.lit("无权修改该单位的数据 (no permission to change this unit's data)").alias("reason")
+    )
+    changes = changes.filter(~denied)
     states = states_frame(
         session,
         changes.get_column("unit_id").unique().to_list(),
         changes.get_column("period").unique().to_list(),
     )
     checked = changes.join(states, on=["unit_id", "period"], how="left", maintain_order="left")
-    locked = pl.col("state") == "approved"
-    if user.role == "reporter":
-        locked = locked | (pl.col("state") == "submitted")
-    checked = checked.with_columns(
-        pl.when(reason.is_not_null())
-        .then(reason)
-        .when(locked.fill_null(False) & (pl.col("state") == "approved"))
+    locked_states = ["approved", "submitted"] if user.role == "reporter" else ["approved"]
+    locked = checked.filter(pl.col("state").is_in(locked_states)).with_columns(
+        pl.when(pl.col("state") == "approved")
         .then(pl.lit(lock_reason("approved", user)))
-        .when(locked.fill_null(False))
-        .then(pl.lit(lock_reason("submitted", user)))
-        .otherwise(None)
+        .otherwise(pl.lit(lock_reason("submitted", user)))
         .alias("reason")
     )
-    conflicts = checked.filter(pl.col("reason").is_not_null()).drop("state", "old", "value_id")
+    conflicts = pl.concat(
+        [no_right.drop("old", "value_id"), locked.drop("state", "old", "value_id")],
+        how="vertical_relaxed",
+    )
     return ImportPlan(changes=changes, unchanged=unchanged, conflicts=conflicts)
 
 
