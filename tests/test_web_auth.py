@@ -565,3 +565,36 @@ def test_admin_resets_a_password(client: Client, app: FastAPI) -> None:
 def test_unknown_user_is_404(client: Client) -> None:
     client.sign_in_as("admin")
     assert client.post("/admin/users/ghost/disable", data={}).status_code == 404
+
+
+def test_every_auth_template_string_has_an_english_entry() -> None:
+    import json
+    from pathlib import Path
+
+    web = Path(__file__).parents[1] / "src" / "kaohe" / "web"
+    catalog: dict[str, str] = {}
+    for path in (web / "locales").glob("*.json"):
+        catalog.update(json.loads(path.read_text(encoding="utf-8")))
+    strings: set[str] = set()
+    for path in (web / "templates" / "auth").glob("*.html"):
+        strings |= set(re.findall(r"""_\(\s*["']([^"']+)["']""", path.read_text(encoding="utf-8")))
+    routes = (web / "routes_auth.py").read_text(encoding="utf-8")
+    strings |= set(re.findall(r'message="([^"]+)"', routes))
+    assert len(strings) > 40
+    missing = sorted(s for s in strings if s not in catalog)
+    assert not missing, missing
+
+
+def test_account_and_users_pages_in_english(client: Client) -> None:
+    client.sign_in_as("admin")
+    client.get("/lang/en")
+    page = client.get("/account").text
+    assert "My account" in page and "Change password" in page and "Personal API tokens" in page
+    page = client.get("/admin/users").text
+    assert "Add a user" in page and "County administrator" in page
+    assert not re.search(
+        r"[\u4e00-\u9fff]{2,}",
+        re.sub(r"<option.*?</option>|<td>.*?</td>", "", page, flags=re.S)
+        .split("<main>")[1]
+        .split("</main>")[0],
+    )
