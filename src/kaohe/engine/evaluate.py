@@ -133,44 +133,47 @@ def referenced_variables(rb: LoadedRulebook) -> set[str]:
     return {n for n in names if n in rb.variables and rb.variables[n].level == "unit"}
 
 
-def _indexed_rows(
-    rb: LoadedRulebook, data: Dataset, units: OrgUnits | None, columns: list[str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(table, rows): ``table`` lists the assessed units (unit, __name, __group); ``rows``
-    holds the data rows of those units with ``__idx``, the unit's position in ``table``.
+def _table(
+    rb: LoadedRulebook, data: Dataset, units: OrgUnits | None
+) -> tuple[pl.DataFrame, pl.Series]:
+    """(table, idx): ``table`` lists the assessed units (unit, __name, __group); ``idx``
+    gives, for each data row, its unit's position in ``table`` (UInt32; null for rows of
+    parent units or of units not in the org file).
 
-    With org units a single join over the data rows finds both (only leaf units
-    are assessed)."""
-    f = data.frame.select(UNIT, PERIOD, ROW, *columns)
-
-    def positions(table: pl.DataFrame) -> pl.Series:
-        # join the key column only: the other columns are not copied
-        keys = table.select(UNIT).with_row_index("__idx")
-        return (
-            f.select(UNIT)
-            .join(keys, on=UNIT, how="left", maintain_order="left")
-            .get_column("__idx")
-        )
-
+    Positions come from the org units (reused from reading the data when possible):
+    integers from there on, no join over the data rows."""
+    f = data.frame
     if units is None:
-        present = f.select(pl.col(UNIT).unique(maintain_order=True))
-        table = present.with_columns(pl.col(UNIT).alias(NAME), pl.lit(None, pl.Utf8).alias(GROUP))
-        return table, f.with_columns(positions(table))
-    org = units.frame
-    leaves = org.filter(~pl.col("code").is_in(org["parent"].drop_nulls().implode()))
+        present = f.get_column(UNIT).unique(maintain_order=True)
+        org = OrgUnits(pl.DataFrame({"code": present}))
+        org.mark_unique()
+        table = present.to_frame(UNIT).with_columns(
+            pl.col(UNIT).alias(NAME), pl.lit(None, pl.Utf8).alias(GROUP)
+        )
+        return table, org.positions(f.get_column(UNIT))
+    pos = data.unit_positions(units)
+    if pos is None:
+        pos = units.positions(f.get_column(UNIT))
+    leaf = ~units.is_parent()
     group = pl.col("parent") if rb.model.ranking.group_by == "parent" else pl.lit(None, pl.Utf8)
-    table = leaves.select(
+    table = units.frame.filter(leaf).select(
         pl.col("code").alias(UNIT), pl.col("name").alias(NAME), group.alias(GROUP)
     )
-    idx = positions(table)
-    found = idx.drop_nulls().unique().sort()
-    if found.len() < table.height:  # some leaves have no data: they are not assessed
-        table = table[found]
-        idx = positions(table)
-    f = f.with_columns(idx)
-    if idx.null_count():  # rows of parent units or of units not in the org file
-        f = f.filter(pl.col("__idx").is_not_null())
-    return table, f
+    idx = _ranks(leaf).gather(pos)
+    found = pl.repeat(False, table.height, dtype=pl.Boolean, eager=True)
+    seen = idx.drop_nulls()
+    if seen.len():
+        found = found.scatter(seen, True)
+    if not found.all():  # some leaves have no data: they are not assessed
+        table = table.filter(found)
+        idx = _ranks(found).gather(idx)
+    return table, idx
+
+
+def _ranks(keep: pl.Series) -> pl.Series:
+    """For each element, its position among the kept ones (UInt32; null where not kept)."""
+    before = keep.cast(pl.UInt32).cum_sum() - 1
+    return before.to_frame("r").select(pl.when(keep).then(pl.col("r"))).to_series()
 
 
 def _fail_missing_rows(
@@ -184,20 +187,39 @@ def _fail_missing_rows(
     )
 
 
+def _in_table_order(at: pl.Series, rows: pl.Series, n: int) -> pl.Series | None:
+    """The data rows of one period in table order, when every assessed unit has exactly
+    one row (``at``: each row's position in the table); else None."""
+    if rows.len() != n:
+        return None
+    if at.equals(pl.int_range(0, n, dtype=pl.UInt32, eager=True), check_names=False):
+        return rows  # the data lists the units in the org file's order
+    if at.n_unique() != n:
+        return None
+    return rows.gather(at.arg_sort())
+
+
 def build_frame(
-    rb: LoadedRulebook, data: Dataset, plan: Plan, units: OrgUnits | None
+    rb: LoadedRulebook,
+    data: Dataset,
+    plan: Plan,
+    units: OrgUnits | None,
+    used: set[str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(table, wide): the assessed units, and one row per assessed unit with annual
-    columns and per-step flow columns.
+    columns and per-step flow columns (Float64, whatever the dataset's dtypes).
 
-    Each period's rows are sorted by the unit's position and put side by side (a
-    join only when some unit lacks a row for the period)."""
-    used = referenced_variables(rb)
+    Each period's rows are gathered in table order (a sort, and a join only when
+    some unit lacks a row for the period)."""
+    if used is None:
+        used = referenced_variables(rb)
     annual = [v for v in rb.variables if v in used and rb.variables[v].kind == "annual"]
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
-    table, f = _indexed_rows(rb, data, units, [*annual, *flows])
+    table, idx = _table(rb, data, units)
     n = table.height
-    position = table.select(UNIT).with_row_index("__idx")
+    f = data.frame
+    period_col = f.get_column(PERIOD)
+    assessed = idx.is_not_null()
     pieces: list[tuple[Period, list[str], dict[str, str], str]] = []
     if annual:
         pieces.append(
@@ -209,62 +231,99 @@ def build_frame(
     for period, names, rename, kind in pieces:
         if not names:
             continue
-        rows = (
-            f.filter(pl.col(PERIOD) == str(period))
-            .select("__idx", ROW, *[pl.col(v).alias(rename[v]) for v in names])
-            .sort("__idx")
-        )
-        if rows.height > n:
-            dup = rows.filter(pl.col("__idx").is_duplicated()).row(0, named=True)
-            raise EvaluationError(
-                f"{data.file}, row {dup[ROW]}: more than one row for unit "
-                f"{table[UNIT][dup['__idx']]} and period {period}"
-            )
-        if rows.height < n:
-            rows = position.select("__idx").join(rows, on="__idx", how="left").sort("__idx")
-            missing = rows.filter(pl.col(ROW).is_null())
-            if missing.height:
-                lacking = [v for v in names if rb.variables[v].default is None]
-                if lacking:
-                    lost = table[UNIT].gather(missing["__idx"])
-                    _fail_missing_rows(rb, data, lost.to_frame(), period, kind)
-                present = pl.col(ROW).is_not_null()
-                rows = rows.with_columns(
-                    pl.when(present)
-                    .then(pl.col(rename[v]))
-                    .otherwise(pl.lit(rb.variables[v].default))
-                    .alias(rename[v])
-                    for v in names
-                )
-        nulls = rows.select(pl.col(rename[v]).null_count() for v in names).row(0)
-        for v, count in zip(names, nulls, strict=True):
-            if count:
-                bad = rows.filter(pl.col(rename[v]).is_null()).row(0, named=True)
+        rows = ((period_col == str(period)) & assessed).arg_true()
+        order = _in_table_order(idx.gather(rows), rows, n)
+        if order is None:
+            columns += _period_columns_slow(rb, data, table, idx, period, names, rename, kind)
+            continue
+        got = f.select(pl.col(v).gather(order).cast(pl.Float64).alias(rename[v]) for v in names)
+        for v in names:
+            col = got.get_column(rename[v])
+            if col.null_count():
+                t = int(col.is_null().arg_true()[0])
                 raise EvaluationError(
-                    f"{data.file}, row {bad[ROW]}, column '{v}': no value for unit "
-                    f"{table[UNIT][bad['__idx']]} in period {period} ({rb.variables[v].label}) "
+                    f"{data.file}, row {f[ROW][int(order[t])]}, column '{v}': no value for unit "
+                    f"{table[UNIT][t]} in period {period} ({rb.variables[v].label}) "
                     "and no default"
                 )
-        columns += [rows.get_column(rename[v]) for v in names]
+        columns += got.get_columns()
     return table, table.hstack(columns)
+
+
+def _period_columns_slow(
+    rb: LoadedRulebook,
+    data: Dataset,
+    table: pl.DataFrame,
+    idx: pl.Series,
+    period: Period,
+    names: list[str],
+    rename: dict[str, str],
+    kind: str,
+) -> list[pl.Series]:
+    """One period's columns when some unit has no row, or several rows, for it."""
+    n = table.height
+    position = table.select(UNIT).with_row_index("__idx")
+    rows = (
+        data.frame.select(PERIOD, ROW, *names)
+        .with_columns(idx.alias("__idx"))
+        .filter(pl.col("__idx").is_not_null() & (pl.col(PERIOD) == str(period)))
+        .select("__idx", ROW, *[pl.col(v).cast(pl.Float64).alias(rename[v]) for v in names])
+        .sort("__idx")
+    )
+    if rows.height > n:
+        dup = rows.filter(pl.col("__idx").is_duplicated()).row(0, named=True)
+        raise EvaluationError(
+            f"{data.file}, row {dup[ROW]}: more than one row for unit "
+            f"{table[UNIT][dup['__idx']]} and period {period}"
+        )
+    if rows.height < n:
+        rows = position.select("__idx").join(rows, on="__idx", how="left").sort("__idx")
+        missing = rows.filter(pl.col(ROW).is_null())
+        if missing.height:
+            lacking = [v for v in names if rb.variables[v].default is None]
+            if lacking:
+                lost = table[UNIT].gather(missing["__idx"])
+                _fail_missing_rows(rb, data, lost.to_frame(), period, kind)
+            present = pl.col(ROW).is_not_null()
+            rows = rows.with_columns(
+                pl.when(present)
+                .then(pl.col(rename[v]))
+                .otherwise(pl.lit(rb.variables[v].default))
+                .alias(rename[v])
+                for v in names
+            )
+    nulls = rows.select(pl.col(rename[v]).null_count() for v in names).row(0)
+    for v, count in zip(names, nulls, strict=True):
+        if count:
+            bad = rows.filter(pl.col(rename[v]).is_null()).row(0, named=True)
+            raise EvaluationError(
+                f"{data.file}, row {bad[ROW]}, column '{v}': no value for unit "
+                f"{table[UNIT][bad['__idx']]} in period {period} ({rb.variables[v].label}) "
+                "and no default"
+            )
+    return [rows.get_column(rename[v]).cast(pl.Float64) for v in names]
 
 
 def score(
     rb: LoadedRulebook, data: Dataset, period: Period | str, units: OrgUnits | None = None
 ) -> ScoreResult:
     plan = plan_period(rb, period)
-    table, wide = build_frame(rb, data, plan, units)
+    used = referenced_variables(rb)
+    table, wide = build_frame(rb, data, plan, units, used)
     if table.height == 0:
         raise EvaluationError(f"{data.file}: no assessed units (no data rows for leaf units)")
-    return evaluate_frame(rb, wide, plan)
+    return evaluate_frame(rb, wide, plan, used)
 
 
-def evaluate_frame(rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan) -> ScoreResult:
+def evaluate_frame(
+    rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan, used: set[str] | None = None
+) -> ScoreResult:
     m = rb.model
     comp = Compiler(rb)
     items_by_code = {i.code: i for i in m.items}
     cumulative = m.periods.cumulative
-    used = referenced_variables(rb)
+    if used is None:
+        used = referenced_variables(rb)
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
     lf = wide.lazy()
 

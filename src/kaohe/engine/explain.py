@@ -379,15 +379,20 @@ def narrow_to_group(
     if own.height == 0:
         return dataset, units  # reported as not assessed below
     parent = own["parent"][0]
-    siblings = org.filter(
-        pl.col("parent").is_null() if parent is None else pl.col("parent") == parent
-    )["code"]
+    same = pl.col("parent").is_null() if parent is None else pl.col("parent") == parent
+    siblings = org.filter(same)["code"]
     keep = org.filter(
         pl.col("code").is_in(siblings.implode())
         | (pl.lit(False) if parent is None else pl.col("code") == parent)
         | pl.col("parent").is_in(siblings.implode())  # children make a sibling a non-leaf
     )
-    rows = dataset.frame.filter(pl.col(UNIT).is_in(siblings.implode()))
+    positions = dataset.unit_positions(units)
+    if positions is not None:
+        # the rows' org positions, known from reading: an integer test, not a string one
+        at = org.select(same.arg_true()).to_series()
+        rows = dataset.frame.filter(positions.is_in(at.implode()))
+    else:
+        rows = dataset.frame.filter(pl.col(UNIT).is_in(siblings.implode()))
     return Dataset(rows, dataset.file, dataset.variables), OrgUnits(keep, units.file)
 
 

@@ -136,7 +136,9 @@ def _unit_lines(
         UNIT, "name", pl.col("group").alias("parent"), *res.item_codes, *res.flag_codes
     )
     variables = [v for v, d in rb.variables.items() if d.level == "unit"]
-    rows = data.frame.filter(pl.col(PERIOD) == str(step)).select(UNIT, ROW, *variables)
+    rows = data.frame.filter(pl.col(PERIOD) == str(step)).select(
+        UNIT, ROW, *[pl.col(v).cast(pl.Float64) for v in variables]
+    )
     frame = t.join(rows, on=UNIT, how="left")
     names: dict[str, pl.Expr] = {v: pl.col(v) for v in variables}
     names.update({c: pl.col(c) for c in (*res.item_codes, *res.flag_codes)})
@@ -168,7 +170,7 @@ def _parent_lines(
             f"{data.file}: no row for period {step} for parent unit(s) {', '.join(missing)} "
             f"(needed for {', '.join(lacking)})"
         )
-    frame = rows.select(UNIT, ROW, *variables)
+    frame = rows.select(UNIT, ROW, *[pl.col(v).cast(pl.Float64) for v in variables])
     if missing:
         filler = pl.DataFrame(
             {UNIT: missing, ROW: [None] * len(missing)}

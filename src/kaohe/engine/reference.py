@@ -26,6 +26,8 @@ from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import polars as pl
+
 from kaohe.errors import EvaluationError
 from kaohe.io.dataset import PERIOD, UNIT, Dataset, OrgUnits
 from kaohe.numbers import fmt2
@@ -1060,7 +1062,8 @@ def dataset_values(
         frame = frame.filter(frame[UNIT].is_in(list(only)))
     plan = _plan(rb)
     cols = [v for v in (*plan.annual, *plan.flows) if v in frame.columns]
-    frame = frame.select([UNIT, PERIOD, *cols])
+    # values as floats, as the engine computes (a Parquet file's integers stay integers)
+    frame = frame.select([UNIT, PERIOD, *[pl.col(c).cast(pl.Float64) for c in cols]])
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     canonical: dict[str, str | None] = {}  # period text as written -> as kaohe writes it
     for row in frame.iter_rows(named=True):

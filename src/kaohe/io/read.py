@@ -44,7 +44,7 @@ from typing import Any
 import polars as pl
 
 from kaohe.errors import InputError, InputErrors
-from kaohe.io.dataset import PERIOD, ROW, SHEET, UNIT, Dataset, OrgUnits
+from kaohe.io.dataset import PERIOD, ROW, SHEET, UNIT, Dataset, OrgUnits, UnitIndex
 from kaohe.periods import Period, PeriodError, PeriodKind
 from kaohe.rulebook.loader import LoadedRulebook
 from kaohe.rulebook.schema import Variable
@@ -620,7 +620,7 @@ def _read_parquet_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
         if col.index in value_cols and dtype == pl.Null:
             exprs.append(src.cast(pl.Float64).alias(col.key))
         elif col.index in value_cols and dtype.is_numeric():
-            # checked as stored (integers are half the bytes), made Float64 afterwards
+            # kept as stored (integers are half the bytes); the engine casts where it computes
             exprs.append(src.alias(col.key))
         else:
             exprs.append(src.cast(pl.String).alias(col.key))
@@ -873,8 +873,10 @@ def _fast_checks(
     step: PeriodKind,
     present: list[str],
     units: OrgUnits | None,
+    positions: pl.Series | None = None,
 ) -> dict[str, Any]:
-    """One vectorised pass: counts and extremes that are all zero / in range on clean data."""
+    """One vectorised pass: counts and extremes that are all zero / in range on clean data
+    (and ``fill:v``, how many cells the default of variable v fills in)."""
     exprs: list[pl.Expr] = [
         pl.col(UNIT).null_count().alias("unit_null"),
         (pl.col(UNIT).str.len_bytes() == 0).sum().alias("unit_empty"),
@@ -883,7 +885,11 @@ def _fast_checks(
         # exact check of the error path, which then finds nothing
         (pl.col(UNIT).hash(seed=1) ^ pl.col(PERIOD).hash(seed=2)).n_unique().alias("distinct"),
     ]
-    if units is not None:
+    if positions is not None:
+        exprs.append(
+            (pl.lit(positions).is_null() & pl.col(UNIT).is_not_null()).sum().alias("unit_unknown")
+        )
+    elif units is not None:
         codes = units.frame.get_column("code")
         # rows of a unit usually follow each other: test each run of equal codes once
         u = pl.col(UNIT)
@@ -895,8 +901,11 @@ def _fast_checks(
         c = pl.col(v)
         if wrong is not None:
             exprs.append((c.is_not_null() & wrong).sum().alias(f"wrong:{v}"))
-        if var.default is None:
-            exprs.append((c.is_null() & applies).sum().alias(f"missing:{v}"))
+        exprs.append(
+            (c.is_null() & applies)
+            .sum()
+            .alias(f"{'missing' if var.default is None else 'fill'}:{v}")
+        )
         hi = var.max
         exprs.append(c.min().alias(f"min:{v}"))
         if hi is not None:
@@ -1110,8 +1119,9 @@ def read_data(path: str | Path, rb: LoadedRulebook, units: OrgUnits | None = Non
     """Read and validate a data file (CSV, XLSX or Parquet; wide or long layout).
 
     Returns a :class:`Dataset` whose frame has the columns unit, period (canonical
-    text), _row, _sheet and one Float64 column per variable of ``rb`` in the
-    rulebook's order, with each variable's default filled in on the rows where
+    text), _row, _sheet and one numeric column per variable of ``rb`` in the
+    rulebook's order (Float64, or the file's integer type: Parquet integers are
+    not converted), with each variable's default filled in on the rows where
     it applies.  Raises :class:`InputErrors` listing every problem found.
     """
     p = Path(path)
@@ -1191,19 +1201,21 @@ def _validate(
             sheet=sheets[0].name if len(sheets) == 1 else None,
         )
     frame, reasons = _period_codes(frame, step)
-    parents = units.frame.get_column("parent").drop_nulls().unique() if units is not None else None
-    frame = frame.with_columns(
-        pl.col(UNIT).is_in(parents.implode()).alias(_PROW)
-        if parents is not None and parents.len()
-        else pl.lit(False).alias(_PROW)
+    # each row's unit's position in the org file: one lookup per run of rows of a unit,
+    # reused for the checks below and kept for scoring and explaining (Dataset.index)
+    positions = (
+        units.positions(frame.get_column(UNIT))
+        if units is not None and units.codes_unique()
+        else None
     )
+    frame = frame.with_columns(_parent_rows(frame, units, positions).alias(_PROW))
     ctx = _Context(rb, file, step, {sh.name: sh for sh in sheets}, long)
-    stats = _fast_checks(frame, rb, step, present, units)
-    # every value column is Float64 from here on (a no-op for the usual readers)
-    frame = frame.with_columns(
-        [pl.col(v).cast(pl.Float64) for v in present if frame.schema[v] != pl.Float64]
-    )
+    stats = _fast_checks(frame, rb, step, present, units, positions)
     if errors or not _is_clean(stats, rb, present, frame.height):
+        # the error path compares and prints values as Float64
+        frame = frame.with_columns(
+            [pl.col(v).cast(pl.Float64) for v in present if frame.schema[v] != pl.Float64]
+        )
         bad_cells = pl.DataFrame(
             [
                 (sh.name, row, key)
@@ -1219,7 +1231,25 @@ def _validate(
             _long_missing_check(frame, rb, step, present, errors, ctx)
         # nothing found (a hash collision in the duplicate check): the data is clean
         errors.raise_if_any()
-    return _dataset(frame, rb, step, file)
+    ds = _dataset(frame, rb, step, file, stats)
+    if units is not None and positions is not None:
+        ds.index = UnitIndex(ds.frame, units.frame, positions)
+    return ds
+
+
+def _parent_rows(
+    frame: pl.DataFrame, units: OrgUnits | None, positions: pl.Series | None
+) -> pl.Expr | pl.Series:
+    """Whether each row is a parent unit's own row (null where the unit is null)."""
+    if units is None or units.frame.get_column("parent").null_count() == units.frame.height:
+        return pl.lit(False)
+    if positions is None:
+        parents = units.frame.get_column("parent").drop_nulls().unique()
+        return pl.col(UNIT).is_in(parents.implode())
+    own = units.is_parent().gather(positions).fill_null(False)
+    if frame.get_column(UNIT).null_count() == 0:
+        return own
+    return pl.when(pl.col(UNIT).is_null()).then(None).otherwise(pl.lit(own))
 
 
 def _long_missing_check(
@@ -1250,7 +1280,19 @@ def _long_missing_check(
             )
 
 
-def _dataset(frame: pl.DataFrame, rb: LoadedRulebook, step: PeriodKind, file: str) -> Dataset:
+def _dataset(
+    frame: pl.DataFrame,
+    rb: LoadedRulebook,
+    step: PeriodKind,
+    file: str,
+    stats: dict[str, Any] | None = None,
+) -> Dataset:
+    """The validated frame as a Dataset: variable columns as read (integers stay integers:
+    the engine casts where it computes), defaults filled in where a cell needs one
+    (``stats``: the counts of :func:`_fast_checks`, which tell where none does).
+
+    Columns are neither copied nor rechunked: every column of a file read keeps the same
+    chunks, so filters and selects need not realign them."""
     out: list[pl.Expr] = [
         pl.col(UNIT).cast(pl.String),
         pl.col(PERIOD).cast(pl.String),
@@ -1258,10 +1300,41 @@ def _dataset(frame: pl.DataFrame, rb: LoadedRulebook, step: PeriodKind, file: st
         pl.col(SHEET).cast(pl.String),
     ]
     for v, var in rb.variables.items():
-        c = pl.col(v) if v in frame.columns else pl.lit(None, dtype=pl.Float64)
-        if var.default is not None:
+        if v not in frame.columns:
+            c = pl.lit(None, dtype=pl.Float64)
+            if var.default is not None:
+                applies, _ = _masks(var, step)
+                c = pl.when(applies).then(pl.lit(float(var.default))).otherwise(c)
+            out.append(c.alias(v))
+            continue
+        dtype = frame.schema[v]
+        c = pl.col(v)
+        if not (dtype.is_integer() or dtype == pl.Float64):
+            c = c.cast(pl.Float64)  # Float32, Decimal…: computed as Float64
+            dtype = pl.Float64()
+        if var.default is not None and (stats is None or stats.get(f"fill:{v}", 1)):
             applies, _ = _masks(var, step)
-            c = pl.when(applies & c.is_null()).then(pl.lit(float(var.default))).otherwise(c)
-        out.append(c.cast(pl.Float64).alias(v))
-    # one chunk per column: later selects and filters need not align chunks again and again
-    return Dataset(frame=frame.select(out).rechunk(), file=file, variables=list(rb.variables))
+            default = float(var.default)
+            fits = dtype.is_integer() and default.is_integer() and _fits(int(default), dtype)
+            if not fits:
+                c = c.cast(pl.Float64)
+            fill = pl.lit(int(default), dtype=dtype) if fits else pl.lit(default)
+            c = pl.when(applies & c.is_null()).then(fill).otherwise(c)
+        out.append(c.alias(v))
+    return Dataset(frame=frame.select(out), file=file, variables=list(rb.variables))
+
+
+_INT_BITS: dict[type[pl.DataType], int] = {
+    pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64,
+    pl.UInt8: 8, pl.UInt16: 16, pl.UInt32: 32, pl.UInt64: 64,
+}  # fmt: skip
+
+
+def _fits(value: int, dtype: pl.DataType) -> bool:
+    """Whether an integer can be stored in an integer column of ``dtype``."""
+    n = _INT_BITS.get(type(dtype), 0)
+    if not n:
+        return False
+    if dtype.is_signed_integer():
+        return -(2 ** (n - 1)) <= value < 2 ** (n - 1)
+    return 0 <= value < 2**n

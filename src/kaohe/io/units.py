@@ -209,6 +209,14 @@ def read_units(path: str | Path) -> OrgUnits:
         raise InputErrors(
             [InputError(f"cannot read the file: {e.strerror or e}", file=file)]
         ) from None
+    out = frame.select(
+        pl.col(CODE),
+        pl.coalesce(pl.col(NAME), pl.col(CODE)).alias(NAME),
+        pl.col(PARENT),
+    )
+    org = OrgUnits(frame=out, file=file)
+    if _is_clean(org):
+        return org
     errors = _validate(frame, headers, file, sheet)
     if errors:
         shown = errors[:MAX_ERRORS]
@@ -219,12 +227,29 @@ def read_units(path: str | Path) -> OrgUnits:
                 )
             )
         raise InputErrors(shown)
-    out = frame.select(
-        pl.col(CODE),
-        pl.coalesce(pl.col(NAME), pl.col(CODE)).alias(NAME),
-        pl.col(PARENT),
-    )
-    return OrgUnits(frame=out, file=file)
+    return org
+
+
+def _is_clean(org: OrgUnits) -> bool:
+    """Fast check of a valid file: codes given and distinct, every parent a code, no cycle.
+
+    Parents are looked up once (kept on ``org`` for reading data, scoring and explaining);
+    cycles are found by squaring the parent map (ancestor at distance 1, 2, 4, …) until
+    every unit has reached its root.  When this says no, :func:`_validate` describes why."""
+    codes = org.frame.get_column(CODE)
+    if codes.null_count() or codes.n_unique() != codes.len():
+        return False
+    org.mark_unique()
+    up = org.parent_positions()
+    if up.null_count() != org.frame.get_column(PARENT).null_count():
+        return False  # a parent that is not a code
+    nulls = up.null_count()
+    while nulls < up.len():
+        up = up.gather(up)
+        if up.null_count() == nulls:
+            return False  # units that never reach a root: a cycle
+        nulls = up.null_count()
+    return True
 
 
 def _validate(
