@@ -10,6 +10,8 @@ Pages and the JSON API share these functions.  Who sees what:
 
 from __future__ import annotations
 
+import html
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -24,13 +26,17 @@ from kaohe.engine.explain import Explanation, _add_outcomes, explain_unit
 from kaohe.engine.explain import to_json as explanation_json
 from kaohe.engine.reference import steps_of
 from kaohe.engine.result import ScoreResult
+from kaohe.numbers import fmt2
 from kaohe.periods import Period, PeriodKind, parse_period
 from kaohe.rulebook.loader import LoadedRulebook
 from kaohe.store.models import OrgUnit, Publication, User
+from kaohe.web.i18n import translator
 from kaohe.workflow.publish import (
     Comparison,
     compare_live,
+    db_key,
     doc_of,
+    fingerprint,
     frozen_rulebook,
     has_data,
     live_result,
@@ -38,7 +44,7 @@ from kaohe.workflow.publish import (
     previous_period,
     published,
 )
-from kaohe.workflow.scoring import GroupInputs, data_fingerprint, group_inputs, rulebook_of
+from kaohe.workflow.scoring import GroupInputs, group_inputs, rulebook_of
 from kaohe.workflow.units import group_of
 
 FULL = "full"
@@ -136,6 +142,9 @@ class Ranking:
     flags: dict[str, str] = field(default_factory=dict)
     max_points: float = 0.0
     periods: list[str] = field(default_factory=list)
+    #: the database and data fingerprint the figures come from (cache keys)
+    db: str = ""
+    fp: tuple[Any, ...] | None = None
 
     @property
     def state(self) -> str:
@@ -143,19 +152,19 @@ class Ranking:
 
     def heat(self) -> dict[str, Any]:
         """ECharts heat map data: [item index, unit index, score / points]."""
-        units = [f"{r['name']}" for r in self.rows]
-        codes = [i["code"] for i in self.items if i["points"]]
+        items = [i for i in self.items if i["points"]]
         data = []
         for y, r in enumerate(self.rows):
-            for x, code in enumerate(codes):
-                pts = next(i["points"] for i in self.items if i["code"] == code)
-                v = r["items"].get(code)
-                if v is not None and pts:
-                    data.append([x, y, round(float(v) / float(pts), 4)])
-        labels = [
-            next(f"{i['code']} {i['name']}" for i in self.items if i["code"] == c) for c in codes
-        ]
-        return {"items": labels, "units": units, "data": data}
+            scores = r["items"]
+            for x, it in enumerate(items):
+                v = scores.get(it["code"])
+                if v is not None:
+                    data.append([x, y, round(float(v) / float(it["points"]), 4)])
+        return {
+            "items": [f"{i['code']} {i['name']}" for i in items],
+            "units": [r["name"] for r in self.rows],
+            "data": data,
+        }
 
     def to_json(self) -> dict[str, Any]:
         pub = self.publication
@@ -180,6 +189,110 @@ class Ranking:
         }
 
 
+_TABLES: OrderedDict[tuple[Any, ...], tuple[str, str]] = OrderedDict()
+_TABLES_LOCK = threading.Lock()
+
+
+def ranking_html(view: Ranking, base: str, lang: str) -> tuple[str, str]:
+    """The ranking table's HTML and the heat map's JSON, built once per figures shown
+    (a 500-row table through Jinja costs tens of milliseconds; this is a lookup)."""
+    pub = view.publication
+    key = (
+        view.db,
+        view.group.id,
+        str(view.period),
+        view.mode,
+        view.fp,
+        None if pub is None else pub.id,
+        lang,
+        base,
+    )
+    with _TABLES_LOCK:
+        hit = _TABLES.get(key)
+        if hit is not None:
+            _TABLES.move_to_end(key)
+            return hit
+    out = (_table_html(view, base, translator(lang)), _script_json(view.heat()))
+    with _TABLES_LOCK:
+        _TABLES[key] = out
+        while len(_TABLES) > 128:
+            _TABLES.popitem(last=False)
+    return out
+
+
+def _script_json(value: Any) -> str:
+    """JSON for a <script type="application/json"> block (no '</' can close it)."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+
+
+def _table_html(view: Ranking, base: str, _: Any) -> str:
+    e = html.escape
+    head = [
+        f'<th data-sort="num">{e(_("名次"))}</th>',
+        f'<th data-sort="text">{e(_("单位"))}</th>',
+        f'<th data-sort="num" class="num">{e(_("总分"))}</th>',
+        f'<th data-sort="num" class="num">{e(_("得分率"))}</th>',
+        f'<th data-sort="num">{e(_("名次变化"))}</th>',
+        *(f'<th data-sort="text">{e(label)}</th>' for label in view.flags.values()),
+        f"<th>{e(_('结果运用'))}</th>",
+        *(
+            f'<th data-sort="num" class="num" title="{e(it["name"])}">{e(it["code"])}</th>'
+            for it in view.items
+        ),
+    ]
+    yes, no = e(_("是")), e(_("否"))
+    changed_badge = (
+        f' <span class="badge returned" title="{e(_("数据在公布后有变化"))}">'
+        f"{e(_('有变化'))}</span>"
+    )
+    up, down, veto = e(_("上升")), e(_("下降")), e(_("一票否决"))
+    codes = [it["code"] for it in view.items]
+    href = f"{base}/{e(view.group.code)}/{e(str(view.period))}/"
+    body = []
+    for r in view.rows:
+        ch = r["rank_change"]
+        if ch is None:
+            change = '<span class="muted">—</span>'
+        elif ch > 0:
+            change = f'<span class="up" title="{up}">↑{ch}</span>'
+        elif ch < 0:
+            change = f'<span class="down" title="{down}">↓{-ch}</span>'
+        else:
+            change = '<span class="muted">–</span>'
+        flags = "".join(
+            f'<td data-value="{1 if r["flags"].get(c) else 0}">'
+            + ((yes if r["flags"][c] else no) if c in r["flags"] else "")
+            + "</td>"
+            for c in view.flags
+        )
+        outcomes = (f'<strong class="down">{veto}</strong> ' if r["vetoed"] else "") + e(
+            "、".join(r["outcomes"])
+        )
+        items = r["items"]
+        cells = "".join(
+            f'<td class="num" data-value="{items.get(c) or 0}">{fmt2(items.get(c))}</td>'
+            for c in codes
+        )
+        share = "" if r["share"] is None else f"{r['share'] * 100:.1f}%"
+        body.append(
+            f'<tr class="{r["band"]}" data-unit="{e(r["unit"])}">'
+            f'<td data-value="{r["rank"]}" class="num">{r["rank"]}</td>'
+            f'<td data-value="{e(r["name"])}"><a href="{href}{e(r["unit"])}">{e(r["name"])}</a>'
+            f"{changed_badge if r['changed'] else ''}</td>"
+            f'<td data-value="{r["total"]}" class="num">{fmt2(r["total"])}</td>'
+            f'<td data-value="{r["share"] or 0}" class="num">{share}</td>'
+            f'<td data-value="{ch if ch is not None else 0}" class="change">{change}</td>'
+            f"{flags}<td>{outcomes}</td>{cells}</tr>"
+        )
+    return (
+        '<table class="grid sortable" id="ranking"><thead><tr>'
+        + "".join(head)
+        + "</tr></thead><tbody>"
+        + "\n".join(body)
+        + "</tbody></table>"
+    )
+
+
 def publication_json(pub: Publication) -> dict[str, Any]:
     return {
         "id": pub.id,
@@ -196,7 +309,11 @@ def publication_json(pub: Publication) -> dict[str, Any]:
 
 
 def _prev_ranks(
-    session: Session, group: OrgUnit, prev: Period | None, mode: str
+    session: Session,
+    group: OrgUnit,
+    prev: Period | None,
+    mode: str,
+    fp: tuple[Any, ...] | None = None,
 ) -> dict[str, int] | None:
     if prev is None:
         return None
@@ -205,9 +322,9 @@ def _prev_ranks(
         if pub is None:
             return None
         return {r["unit"]: r["rank"] for r in doc_of(pub)["results"]}
-    if not has_data(session, group, prev.year):
+    if fp is None and not has_data(session, group, prev.year):
         return None
-    _, doc = live_result(session, group, prev)
+    _, doc = live_result(session, group, prev, fp)
     return {r["unit"]: r["rank"] for r in doc["results"]}
 
 
@@ -220,10 +337,11 @@ def ranking(
     p = check_period(session, group, period)
     pub = published(session, group, p)
     comparison = None
+    fp: tuple[Any, ...] | None = None
     doc: dict[str, Any] | None
     rb: LoadedRulebook | None
     if mode == FULL:
-        fp = data_fingerprint(session, group, p.year)
+        fp = fingerprint(session, group, p.year)
         _, doc = live_result(session, group, p, fp)
         _, rb = rulebook_of(session, group)
         if pub is not None:
@@ -232,14 +350,15 @@ def ranking(
         doc = doc_of(pub) if pub is not None else None
         rb = frozen_rulebook(pub) if pub is not None else None
     prev = previous_period(p.kind, p)
-    view = Ranking(group, p, mode, rb, pub, comparison, doc, prev)
+    view = Ranking(group, p, mode, rb, pub, comparison, doc, prev, db=db_key(session), fp=fp)
     if doc is None or rb is None:
         return view
     pts = item_points(rb, p)
     view.items = [{"code": i.code, "name": i.name, "points": pts[i.code]} for i in rb.model.items]
     view.flags = {code: f.label for code, f in rb.model.flags.items()}
     view.max_points = max_points(rb, p)
-    prev_ranks = _prev_ranks(session, group, prev, mode)
+    same_year = fp if prev is not None and prev.year == p.year else None
+    prev_ranks = _prev_ranks(session, group, prev, mode, same_year)
     changed = {d.unit for d in comparison.diff} if comparison is not None else set()
     for r in doc["results"]:
         share = r["total"] / view.max_points if view.max_points else None
@@ -279,7 +398,7 @@ _LOCK = threading.Lock()
 def _cached_inputs(
     session: Session, group: OrgUnit, year: int, fp: tuple[Any, ...], version_id: int
 ) -> GroupInputs:
-    key = (group.id, year, version_id, *fp)
+    key = (db_key(session), group.id, year, version_id, *fp)
     with _LOCK:
         hit = _INPUTS.get(key)
         if hit is not None:
@@ -304,8 +423,8 @@ def explain(
     the group's cached scores (no re-scoring of the group), the unit's terms from
     the reference interpreter."""
     version, rb = rulebook_of(session, group)
-    fp = fp if fp is not None else data_fingerprint(session, group, p.year)
-    key = (group.id, str(p), unit, version.id, *fp)
+    fp = fp if fp is not None else fingerprint(session, group, p.year)
+    key = (db_key(session), group.id, str(p), unit, version.id, *fp)
     with _LOCK:
         hit = _EXPL.get(key)
         if hit is not None:
@@ -428,7 +547,7 @@ def unit_view(
     note = None
     changed = False
     if mode == FULL:
-        fp = data_fingerprint(session, group, p.year)
+        fp = fingerprint(session, group, p.year)
         _, live = live_result(session, group, p, fp)
         live_record = _record(live, unit.code)
         if live_record is None:
@@ -446,12 +565,13 @@ def unit_view(
 
             raise NotFound(f"the results of {group.code} for {p} are not published")
         rb = frozen_rulebook(pub)
-        comparison = compare_live(session, group, pub)
+        fp = fingerprint(session, group, p.year)
+        comparison = compare_live(session, group, pub, fp)
         changed = any(d.unit == unit.code for d in comparison.diff) or comparison.rulebook_changed
         if changed:
             note = "数据在公布后有变化，逐项说明以公布的得分为准，暂不显示计算明细"
         else:
-            expl = explain(session, group, p, unit.code)
+            expl = explain(session, group, p, unit.code, fp)
         trend = _trend_published(session, group, rb, p, unit.code)
     return UnitView(
         group, unit, p, mode, pub, published_record, live_record, expl, note, changed, trend, rb

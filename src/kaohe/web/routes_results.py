@@ -17,13 +17,14 @@ from kaohe.io.notice import build_notice, write_notice_docx
 from kaohe.io.payment_sheet import payment_sheet_rows, write_payment_sheet, yuan_text
 from kaohe.io.xlsx_report import write_xlsx_report
 from kaohe.store.models import OrgUnit, User
-from kaohe.web.deps import CurrentUser, Db, SignedIn
+from kaohe.web.deps import CurrentUser, Db, SignedIn, language
 from kaohe.web.render import render
 from kaohe.web.results_view import (
     FULL,
     PUBLISHED,
     group_mode,
     ranking,
+    ranking_html,
     unit_mode,
     unit_view,
     visible_groups,
@@ -93,6 +94,8 @@ def _ranking_page(
 
         raise NotFound(f"{g.name}{view.period.label_zh}的考核结果尚未公布 (not published)")
     history = publication_history(db, g, str(view.period)) if mode == FULL else []
+    base = "/public" if public else "/results"
+    table_html, heat_json = ranking_html(view, base, language(request)) if view.rows else ("", "")
     return render(
         request,
         "results/group.html",
@@ -100,11 +103,12 @@ def _ranking_page(
             "view": view,
             "group": g,
             "public": public,
-            "base": "/public" if public else "/results",
+            "base": base,
             "can_publish": (not public) and can_review(db, user, g),
             "history": history,
             "periods": periods_of(db, g),
-            "heat_json": _json(view.heat()) if view.rows else None,
+            "table_html": table_html,
+            "heat_json": heat_json,
             "is_street": any(c.level == "community" for c in g.children),
         },
     )

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
 from kaohe.auth.permissions import Forbidden, can_review
@@ -72,6 +73,13 @@ def periods_of(session: Session, group: OrgUnit) -> list[str]:
     ids = [c.id for c in group.children]
     if not ids:
         return []
+    key = (db_key(session), group.id, -1)
+    now = time.monotonic()
+    gen = _GEN[0]
+    with _FP_LOCK:
+        hit = _PERIODS.get(key)
+        if hit is not None and hit[0] == gen and now - hit[1] < FINGERPRINT_TTL:
+            return list(hit[2])
     years = sorted(
         {
             int(str(p)[:4])
@@ -89,7 +97,9 @@ def periods_of(session: Session, group: OrgUnit) -> list[str]:
         if not rb.model.periods.cumulative and step is PeriodKind.MONTH:
             out += [str(q) for q in year.subperiods(PeriodKind.QUARTER)]
         out.append(str(year))
-    return out
+    with _FP_LOCK:
+        _PERIODS[key] = (gen, now, out)
+    return list(out)
 
 
 def previous_period(rb_step: PeriodKind, p: Period) -> Period | None:
@@ -115,6 +125,63 @@ def has_data(session: Session, group: OrgUnit, year: int) -> bool:
     return bool(n)
 
 
+# ---------------------------------------------------------------- data fingerprints (memoised)
+
+#: a fingerprint is reused for at most this many seconds (changes made by another
+#: process, e.g. a CLI import while the server runs, show up after at most this long)
+FINGERPRINT_TTL = 2.0
+
+_GEN = [0]  # bumped when a transaction that wrote data values commits in this process
+_FP: dict[tuple[str, int, int], tuple[int, float, tuple[Any, ...]]] = {}
+_FP_LOCK = threading.Lock()
+_PERIODS: dict[tuple[str, int, int], tuple[int, float, list[str]]] = {}
+
+
+def db_key(session: Session) -> str:
+    """Which database a session talks to (cache keys must not mix databases)."""
+    return str(session.get_bind().engine.url)
+
+
+def _touches_data(statement: str) -> bool:
+    head = statement.lstrip()[:6].upper()
+    return head in ("INSERT", "UPDATE", "DELETE") and "data_value" in statement
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _note_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    if _touches_data(statement):
+        _GEN[0] += 1  # also now: readers in this transaction's window do not cache
+        conn.info["kaohe_data_written"] = True
+
+
+@event.listens_for(Engine, "commit")
+def _bump_on_commit(conn: Any) -> None:
+    if conn.info.pop("kaohe_data_written", False):
+        _GEN[0] += 1
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_on_rollback(conn: Any) -> None:
+    conn.info.pop("kaohe_data_written", None)
+
+
+def fingerprint(session: Session, group: OrgUnit, year: int) -> tuple[Any, ...]:
+    """:func:`kaohe.workflow.scoring.data_fingerprint`, memoised until data values are
+    written in this process (or for :data:`FINGERPRINT_TTL` seconds): the aggregate
+    over the group's values is the costliest query of a results page."""
+    key = (db_key(session), group.id, year)
+    now = time.monotonic()
+    gen = _GEN[0]
+    with _FP_LOCK:
+        hit = _FP.get(key)
+        if hit is not None and hit[0] == gen and now - hit[1] < FINGERPRINT_TTL:
+            return hit[2]
+    fp = data_fingerprint(session, group, year)
+    with _FP_LOCK:
+        _FP[key] = (gen, now, fp)
+    return fp
+
+
 # ---------------------------------------------------------------- live documents (cached)
 
 _DOCS: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
@@ -123,14 +190,15 @@ _DOCS_SIZE = 256
 
 
 def live_result(
-    session: Session, group: OrgUnit, period: Period, fingerprint: tuple[Any, ...] | None = None
+    session: Session, group: OrgUnit, period: Period, fp: tuple[Any, ...] | None = None
 ) -> tuple[ScoreResult, dict[str, Any]]:
     """The live score of ``group`` for ``period`` and its JSON document (both cached
     while the data is unchanged).  ``fingerprint``: the group's data fingerprint for
     the period's year, when the caller already has it."""
     version, _ = rulebook_of(session, group)
-    fp = fingerprint if fingerprint is not None else data_fingerprint(session, group, period.year)
-    key = (group.id, str(period), version.id, *fp)
+    if fp is None:
+        fp = fingerprint(session, group, period.year)
+    key = (db_key(session), group.id, str(period), version.id, *fp)
     with _DOCS_LOCK:
         hit = _DOCS.get(key)
         if hit is not None:
@@ -148,6 +216,9 @@ def live_result(
 def clear_cache() -> None:
     with _DOCS_LOCK:
         _DOCS.clear()
+    with _FP_LOCK:
+        _FP.clear()
+        _PERIODS.clear()
 
 
 # ---------------------------------------------------------------- differences
@@ -368,12 +439,12 @@ def compare_live(
     session: Session,
     group: OrgUnit,
     pub: Publication,
-    fingerprint: tuple[Any, ...] | None = None,
+    fp: tuple[Any, ...] | None = None,
 ) -> Comparison:
     """What differs between the published figures and the group's live scores (the
     published figures themselves are never touched)."""
     p = parse_period(pub.period)
-    _, live = live_result(session, group, p, fingerprint)
+    _, live = live_result(session, group, p, fp)
     version, _ = rulebook_of(session, group)
     return Comparison(pub, diff_results(doc_of(pub), live), version.id != pub.rulebook_version_id)
 

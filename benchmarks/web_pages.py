@@ -1,0 +1,206 @@
+"""Benchmark the results pages: ranking and unit explanation, 20 concurrent clients.
+
+    uv run python benchmarks/web_pages.py                        # 500 villages, 10 townships
+    uv run python benchmarks/web_pages.py --villages 500 --townships 1 --requests 400
+    uv run python benchmarks/web_pages.py --database-url postgresql://postgres@127.0.0.1/kbench
+
+A county of ``--villages`` synthetic villages (kaohe.demo.synth, village-1000,
+2022) is loaded into a fresh database (SQLite in a temporary directory unless
+``--database-url``) with kaohe.workflow.load; an admin session is made in the
+store; the app runs under uvicorn on loopback (one worker, as deployed).  After
+one warm-up pass over every township's ranking page, ``--clients`` concurrent
+httpx clients request, in random order, the ranking page of a random township
+and period (``/results/{group}/{period}``) and the explanation page of a random
+village (``/results/{group}/{period}/{unit}``).  Prints p50/p95/max latency and
+the error count per page.  A benchmark, not a test: the target (issue §10) is
+p95 ≤ 150 ms for both pages with 20 clients on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+PERIODS = ["2022T1", "2022T2", "2022T3", "2022"]
+
+
+def build_database(url: str, villages: int, townships: int) -> tuple[str, list[tuple[str, str]]]:
+    """A migrated database with the synthetic county; returns (session token, [(group, unit)])."""
+    from kaohe.auth.sessions import create_session
+    from kaohe.auth.users import add_user
+    from kaohe.demo.synth import synth_village
+    from kaohe.io.dataset import Dataset, OrgUnits
+    from kaohe.store.db import make_engine, session_factory, transaction, upgrade
+    from kaohe.workflow.load import add_unit, load_dataset, load_org_units
+    from kaohe.workflow.rulebooks import store_rulebook
+
+    data, units = synth_village(villages, townships, year=2022)
+    engine = make_engine(url)
+    upgrade(engine)
+    with transaction(session_factory(engine)) as s:
+        county = add_unit(s, "X99", "基准县", "county")
+        store_rulebook(s, "village-1000")
+        load_org_units(s, OrgUnits(units, "synth"), under=county, rulebook="village-1000")
+        variables = [c for c in data.columns if c not in ("unit", "period")]
+        load_dataset(s, Dataset(data, "synth", variables))
+        admin = add_user(s, "bench_admin", "bench-pass-1", "admin", check_password=False)
+        token, _row = create_session(s, admin)
+    pairs = [(p, c) for c, p in units.select("code", "parent").iter_rows() if p is not None]
+    engine.dispose()
+    return token, pairs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"uvicorn exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit("uvicorn did not start")
+
+
+async def run_clients(
+    base: str, token: str, pairs: list[tuple[str, str]], clients: int, requests: int, seed: int
+) -> dict[str, list[tuple[float, bool]]]:
+    from kaohe.auth.sessions import SESSION_COOKIE
+
+    groups = sorted({g for g, _ in pairs})
+    rng = random.Random(seed)
+    jobs: list[tuple[str, str]] = []
+    for i in range(requests):
+        period = rng.choice(PERIODS)
+        if i % 2 == 0:
+            jobs.append(("ranking", f"/results/{rng.choice(groups)}/{period}"))
+        else:
+            g, u = rng.choice(pairs)
+            jobs.append(("unit", f"/results/{g}/{period}/{u}"))
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for j in jobs:
+        queue.put_nowait(j)
+    out: dict[str, list[tuple[float, bool]]] = {"ranking": [], "unit": []}
+
+    async def worker() -> None:
+        async with httpx.AsyncClient(
+            base_url=base, cookies={SESSION_COOKIE: token}, timeout=60
+        ) as c:
+            while True:
+                try:
+                    kind, path = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t = time.perf_counter()
+                try:
+                    r = await c.get(path)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                out[kind].append((time.perf_counter() - t, ok))
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, round(q * (len(xs) - 1))))
+    return xs[k]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--villages", type=int, default=500)
+    ap.add_argument("--townships", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=1000, help="total requests (both pages)")
+    ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        t0 = time.perf_counter()
+        token, pairs = build_database(url, args.villages, args.townships)
+        print(
+            f"loaded {args.villages} villages in {args.townships} townships "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        port = free_port()
+        env = dict(os.environ, KAOHE_DATABASE_URL=url)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "kaohe.web.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_up(base, proc)
+            from kaohe.auth.sessions import SESSION_COOKIE
+
+            t0 = time.perf_counter()
+            with httpx.Client(base_url=base, cookies={SESSION_COOKIE: token}, timeout=120) as c:
+                for g in sorted({g for g, _ in pairs}):
+                    for p in PERIODS:
+                        r = c.get(f"/results/{g}/{p}")
+                        if r.status_code != 200:
+                            print(f"warm-up {g} {p}: HTTP {r.status_code}")
+            print(f"warm-up (every township's ranking pages): {time.perf_counter() - t0:.1f} s")
+            t0 = time.perf_counter()
+            res = asyncio.run(
+                run_clients(base, token, pairs, args.clients, args.requests, args.seed)
+            )
+            wall = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    print(f"{args.requests} requests, {args.clients} clients, {wall:.1f} s wall")
+    print(f"{'page':<10}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'errors':>8}")
+    worst = 0.0
+    for kind, rows in res.items():
+        times = [t * 1000 for t, _ in rows]
+        errors = sum(1 for _, ok in rows if not ok)
+        p95 = pct(times, 0.95)
+        worst = max(worst, p95)
+        print(
+            f"{kind:<10}{len(rows):>6}{statistics.median(times):>10.1f}{p95:>10.1f}"
+            f"{max(times):>10.1f}{errors:>8}"
+        )
+    print(f"target p95 ≤ 150 ms: {'met' if worst <= 150 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
