@@ -274,3 +274,13 @@ def test_excel_upload_refuses_changes_to_approved_data(app) -> None:  # type: ig
     assert r.status_code == 422 and "锁定" in r.text
     assert re.search(rf"<td>期间数据</td><td class=\"num\">{cell.row}</td>", r.text)
     assert stored(app, "V0002", "2022T1", "births_total") != 99
+
+
+def test_pages_in_english(app) -> None:  # type: ignore[no-untyped-def]
+    c = client_for(app, "assessor_t000")
+    c.get("/lang/en?next=/")
+    for url in ("/data", "/data/V0000/2022T2", "/review", "/audit", "/data/group/T000/2022/upload"):
+        r = c.get(url)
+        assert r.status_code == 200 and 'lang="en"' in r.text
+    assert "Previous period" in c.get("/data/V0000/2022T2").text
+    assert "Awaiting review" in c.get("/review").text

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session, joinedload
 
 from kaohe.auth.permissions import scope_ids
@@ -82,8 +82,10 @@ def record(
 
 def record_many(session: Session, rows: Sequence[dict[str, object]], chunk: int = 20_000) -> int:
     """Bulk-insert audit entries: dicts with the columns of :class:`AuditEntry`."""
+    table = AuditEntry.__table__
+    assert isinstance(table, Table)
     for i in range(0, len(rows), chunk):
-        session.execute(insert(AuditEntry), list(rows[i : i + chunk]))
+        session.execute(insert(table), list(rows[i : i + chunk]))
     return len(rows)
 
 

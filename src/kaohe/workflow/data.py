@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from kaohe.auth.permissions import require_read, require_write, scope_ids
@@ -526,22 +526,33 @@ def existing_frame(session: Session, unit_ids: list[int], periods: list[str]) ->
     }
     if not unit_ids or not periods:
         return pl.DataFrame(schema=schema)
+    t = DataValue.__table__
     out: list[tuple[Any, ...]] = []
+    conn = session.connection()
     for i in range(0, len(unit_ids), 5000):
-        out.extend(
-            session.execute(
-                select(
-                    DataValue.unit_id,
-                    DataValue.period,
-                    DataValue.variable,
-                    DataValue.value,
-                    DataValue.id,
-                )
-                .where(DataValue.unit_id.in_(unit_ids[i : i + 5000]))
-                .where(DataValue.period.in_(periods))
-            ).all()
+        stmt = (
+            select(t.c.unit_id, t.c.period, t.c.variable, t.c.value, t.c.id)
+            .where(t.c.unit_id.in_(unit_ids[i : i + 5000]))
+            .where(t.c.period.in_(periods))
         )
+        out.extend(_raw_rows(conn, stmt))
     return pl.DataFrame(out, schema=schema, orient="row")
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _raw_rows(conn: Any, stmt: Any) -> list[tuple[Any, ...]]:
+    """All rows of a Core select as the driver's tuples (no per-row result processing:
+    the columns read here are ints, floats and strings on SQLite and PostgreSQL)."""
+    res = conn.execute(stmt)
+    try:
+        return list(res.cursor.fetchall())
+    finally:
+        res.close()
 
 
 def states_frame(session: Session, unit_ids: list[int], periods: list[str]) -> pl.DataFrame:
@@ -620,13 +631,23 @@ def apply_plan(session: Session, user: User, plan: ImportPlan, reason: str | Non
     why = reason.strip() if reason and reason.strip() else None
     ups = ch.filter(pl.col("value_id").is_not_null())
     news = ch.filter(pl.col("value_id").is_null())
+    t = _table(DataValue)
     if ups.height:
+        stmt = (
+            t.update()
+            .where(t.c.id == bindparam("b_id"))
+            .values(
+                value=bindparam("b_value"),
+                updated_at=bindparam("b_at"),
+                updated_by_id=bindparam("b_by"),
+            )
+        )
         rows = [
-            {"id": i, "value": v, "updated_at": now, "updated_by_id": user.id}
+            {"b_id": i, "b_value": v, "b_at": now, "b_by": user.id}
             for i, v in ups.select("value_id", "value").iter_rows()
         ]
         for i in range(0, len(rows), CHUNK):
-            session.execute(update(DataValue), rows[i : i + CHUNK])
+            session.execute(stmt, rows[i : i + CHUNK])
     if news.height:
         rows = [
             {
@@ -640,7 +661,7 @@ def apply_plan(session: Session, user: User, plan: ImportPlan, reason: str | Non
             for u, p, v, x in news.select("unit_id", "period", "variable", "value").iter_rows()
         ]
         for i in range(0, len(rows), CHUNK):
-            session.execute(insert(DataValue), rows[i : i + CHUNK])
+            session.execute(t.insert(), rows[i : i + CHUNK])
     texts = ch.select(
         "unit_id",
         "period",
