@@ -21,6 +21,9 @@ from kaohe.store.db import database_url, make_engine, session_factory, transacti
 
 PG_ENV = "KAOHE_TEST_DATABASE_URL"
 
+#: the browser-test fixtures (live_server, browser, context, page)
+pytest_plugins = ("tests.browser_harness",)
+
 #: users of the seeded test database: username -> (password, role, unit)
 TEST_USERS: dict[str, tuple[str, str, str | None]] = {
     "admin": ("admin-pass-1", "admin", None),
@@ -39,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "db: uses the database fixtures (run again on PostgreSQL by `make test-pg`)"
     )
+    config.addinivalue_line("markers", "browser: drives chromium (tests/browser_harness.py)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -26,7 +26,10 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-Db = Annotated[Session, Depends(get_db)]
+# scope="function": commit before the response is sent (FastAPI's default, "request",
+# commits after it is sent: a browser following a redirect could miss the change,
+# and a failed commit would follow a success page).
+Db = Annotated[Session, Depends(get_db, scope="function")]
 
 
 class LoginRequired(Exception):
