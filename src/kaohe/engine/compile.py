@@ -67,10 +67,21 @@ def _or(a: Err, b: Err) -> Err:
 
 
 class Compiler:
-    def __init__(self, rb: LoadedRulebook, names: dict[str, pl.Expr] | None = None) -> None:
-        """``names`` overrides what names mean (item scores, flags, ranks in result formulas)."""
+    def __init__(
+        self,
+        rb: LoadedRulebook,
+        names: dict[str, pl.Expr] | None = None,
+        *,
+        inline_ytd: bool = False,
+    ) -> None:
+        """``names`` overrides what names mean (item scores, flags, ranks in result formulas).
+
+        ``inline_ytd``: a year-to-date flow is the sum of the step columns ``name@1…k``
+        written into the expression (the same value as column ``name#k``, which then
+        need not exist: nothing is materialised that only one step reads)."""
         self.rb = rb
         self.names = names or {}
+        self.inline_ytd = inline_ytd
         self.m = rb.model
         self.zero_met = self.m.conventions.zero_denominator == "met"
 
@@ -87,7 +98,13 @@ class Compiler:
         if var.kind == "annual":
             col = pl.col(name)
             return col * ctx.share if var.split else col
-        return pl.col(ytd_col(name, ctx.step) if ctx.cumulative else flow_col(name, ctx.step))
+        if not ctx.cumulative:
+            return pl.col(flow_col(name, ctx.step))
+        if not self.inline_ytd:
+            return pl.col(ytd_col(name, ctx.step))
+        if ctx.step == 1:
+            return pl.col(flow_col(name, 1))
+        return pl.sum_horizontal(pl.col(flow_col(name, j)) for j in range(1, ctx.step + 1))
 
     def formula(self, text: str, ctx: Context) -> tuple[pl.Expr, Err]:
         return self.node(self.rb.formula(text), ctx)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from kaohe.engine.compile import Compiler, Context, flow_col, ytd_col
+from kaohe.engine.compile import Compiler, Context, flow_col
 from kaohe.engine.result import OUTCOME_SCHEMA, ScoreResult
 from kaohe.errors import EvaluationError, KaoheError
 from kaohe.io.dataset import PERIOD, ROW, UNIT, Dataset, OrgUnits
@@ -319,7 +319,7 @@ def evaluate_frame(
     rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan, used: set[str] | None = None
 ) -> ScoreResult:
     m = rb.model
-    comp = Compiler(rb)
+    comp = Compiler(rb, inline_ytd=True)
     items_by_code = {i.code: i for i in m.items}
     cumulative = m.periods.cumulative
     if used is None:
@@ -327,19 +327,8 @@ def evaluate_frame(
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
     lf = wide.lazy()
 
-    # year-to-date sums
-    if cumulative:
-        ytd = []
-        for v in flows:
-            for k in plan.data_steps:
-                ytd.append(
-                    pl.sum_horizontal(pl.col(flow_col(v, j)) for j in range(1, k + 1)).alias(
-                        ytd_col(v, k)
-                    )
-                    if k > 1
-                    else pl.col(flow_col(v, 1)).alias(ytd_col(v, 1))
-                )
-        lf = lf.with_columns(ytd)
+    # year-to-date flows are written into each expression as sums of the step columns
+    # (Compiler(inline_ytd=True)), not materialised as columns of their own
 
     # per-period items (never cumulated): one column per item and step
     exprs: list[pl.Expr] = []
@@ -355,40 +344,43 @@ def evaluate_frame(
     if exprs:
         lf = lf.with_columns(exprs)
 
-    # items, adjustments and totals per scored step
+    # items, adjustments and totals per scored step; the item and adjustment columns of an
+    # earlier step are needed only for flags and summed periods: otherwise that step's
+    # total is computed from the same expressions without keeping them as columns
+    last = plan.scored_steps[-1]
+    keep_all = bool(m.flags) or plan.mode == "sum"
     exprs = []
+    totals = []
     for k in plan.scored_steps:
         ctx = Context(k, cumulative, rb.share(k) if cumulative else rb.step_share(k))
+        parts: list[tuple[str, pl.Expr]] = []
         for item in m.items:
             if item.per_period:
-                exprs.append(
-                    pl.sum_horizontal(pl.col(pp_col(item.code, j)) for j in range(1, k + 1)).alias(
-                        item_col(item.code, k)
-                    )
-                )
+                s = pl.sum_horizontal(pl.col(pp_col(item.code, j)) for j in range(1, k + 1))
             else:
                 s, e = comp.item(item, ctx)
-                exprs.append(s.alias(item_col(item.code, k)))
                 if e is not None:
                     exprs.append(e.alias(err_col(item.code, k)))
                     errs.append(err_col(item.code, k))
+            parts.append((item_col(item.code, k), s))
         for a in m.adjustments:
-            exprs.append((rb.num(a.points) * comp.name(a.code, ctx)).alias(adj_col(a.code, k)))
+            parts.append((adj_col(a.code, k), rb.num(a.points) * comp.name(a.code, ctx)))
+        if keep_all or k == last:
+            exprs += [s.alias(name) for name, s in parts]
+            totals.append(
+                pl.sum_horizontal([pl.col(name) for name, _ in parts]).alias(total_col(k))
+            )
+        else:
+            exprs.append(pl.sum_horizontal([s for _, s in parts]).alias(total_col(k)))
     lf = lf.with_columns(exprs)
-    lf = lf.with_columns(
-        pl.sum_horizontal(
-            [pl.col(item_col(i.code, k)) for i in m.items]
-            + [pl.col(adj_col(a.code, k)) for a in m.adjustments]
-        ).alias(total_col(k))
-        for k in plan.scored_steps
-    )
+    if totals:
+        lf = lf.with_columns(totals)
 
     def rank(col: str) -> pl.Expr:
         return (
             pl.col(col).round(TIE_DECIMALS).rank("min", descending=True).over(GROUP).cast(pl.Int64)
         )
 
-    last = plan.scored_steps[-1]
     item_codes = [i.code for i in m.items]
     adj_codes = [a.code for a in m.adjustments]
     flag_codes = list(m.flags)
@@ -399,7 +391,7 @@ def evaluate_frame(
         for k in plan.scored_steps:
             names = {c: pl.col(item_col(c, k)) for c in item_codes}
             names["total"] = pl.col(total_col(k))
-            fcomp = Compiler(rb, names)
+            fcomp = Compiler(rb, names, inline_ytd=True)
             ctx = Context(k, cumulative, rb.share(k) if cumulative else rb.step_share(k))
             for code, flag in m.flags.items():
                 conds = [
@@ -465,10 +457,18 @@ def evaluate_frame(
     vetoes = [o for o in m.outcomes if o.kind == "veto" and kind in o.periods]
     pre: list[pl.Expr] = []
     if placement is not None and applies:
-        pre.append(Compiler(rb, result_names).formula(placement.when, rctx)[0].alias("__placed"))
+        pre.append(
+            Compiler(rb, result_names, inline_ytd=True)
+            .formula(placement.when, rctx)[0]
+            .alias("__placed")
+        )
     veto_cols = []
     for o in vetoes:
-        cond = Compiler(rb, result_names).formula(o.when, rctx)[0] if o.when else pl.lit(True)
+        cond = (
+            Compiler(rb, result_names, inline_ytd=True).formula(o.when, rctx)[0]
+            if o.when
+            else pl.lit(True)
+        )
         pre.append(cond.fill_null(False).alias(f"__o:{o.code}"))
         veto_cols.append(f"__o:{o.code}")
     pre.append(pl.any_horizontal([pl.col(c) for c in veto_cols]) if veto_cols else pl.lit(False))
@@ -479,7 +479,7 @@ def evaluate_frame(
     outcome_vars = sorted(
         {n for o in others if o.when for n in expr.names(rb.formula(o.when)) if n in rb.variables}
     )
-    rcomp = Compiler(rb, result_names)
+    rcomp = Compiler(rb, result_names, inline_ytd=True)
     lf = lf.with_columns(rcomp.name(v, rctx).alias(f"__v:{v}") for v in outcome_vars)
 
     step_cols = [c for k in plan.scored_steps for c in (total_col(k), rank_col(k))]
@@ -613,7 +613,7 @@ def evaluate_outcomes(
     for v in rb.variables:
         if f"__v:{v}" in out.columns:
             names[v] = pl.col(f"__v:{v}")
-    comp = Compiler(rb, names)
+    comp = Compiler(rb, names, inline_ytd=True)
     parts = []
     for o in [*vetoes, *others]:
         if o.kind == "veto":
