@@ -7,8 +7,10 @@
 A county of ``--villages`` synthetic villages (kaohe.demo.synth, village-1000,
 2022) is loaded into a fresh database (SQLite in a temporary directory unless
 ``--database-url``) with kaohe.workflow.load; an admin session is made in the
-store; the app runs under uvicorn on loopback (one worker, as deployed).  After
-one warm-up pass over every township's ranking page, ``--clients`` concurrent
+store; the app runs under uvicorn on loopback (``--workers``, default 1).  After
+one warm-up pass (each township's ranking pages and one village page per period:
+the scores and the township's data are then cached, as on a running server; the
+other villages' explanations are computed on first request), ``--clients`` concurrent
 httpx clients request, in random order, the ranking page of a random township
 and period (``/results/{group}/{period}``) and the explanation page of a random
 village (``/results/{group}/{period}/{unit}``).  Prints p50/p95/max latency and
@@ -137,6 +139,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=1000, help="total requests (both pages)")
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -162,6 +165,8 @@ def main() -> int:
                 str(port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(args.workers),
             ],
             env=env,
         )
@@ -172,12 +177,19 @@ def main() -> int:
 
             t0 = time.perf_counter()
             with httpx.Client(base_url=base, cookies={SESSION_COOKIE: token}, timeout=120) as c:
-                for g in sorted({g for g, _ in pairs}):
+                first = {}
+                for g, u in pairs:
+                    first.setdefault(g, u)
+                for g, u in sorted(first.items()):
                     for p in PERIODS:
-                        r = c.get(f"/results/{g}/{p}")
-                        if r.status_code != 200:
-                            print(f"warm-up {g} {p}: HTTP {r.status_code}")
-            print(f"warm-up (every township's ranking pages): {time.perf_counter() - t0:.1f} s")
+                        for path in (f"/results/{g}/{p}", f"/results/{g}/{p}/{u}"):
+                            r = c.get(path)
+                            if r.status_code != 200:
+                                print(f"warm-up {path}: HTTP {r.status_code}")
+            print(
+                "warm-up (each township: its ranking pages and one unit page per period): "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
             t0 = time.perf_counter()
             res = asyncio.run(
                 run_clients(base, token, pairs, args.clients, args.requests, args.seed)
