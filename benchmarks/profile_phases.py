@@ -3,9 +3,10 @@
     uv run python benchmarks/profile_phases.py --size 200000 --format parquet
     uv run python benchmarks/profile_phases.py --size 200000 --format csv --repeat 3
 
-Uses the files of benchmarks/run.py (generated when missing).  Prints the wall time
-of each phase (best of --repeat), the peak RSS sampled during it and the RSS after it; finer than the
-fresh-process figures of run.py, so use it to see where the time goes, not for ratios.
+Uses the files of benchmarks/run.py (generated when missing).  Prints the wall and CPU
+time of each phase (best of --repeat), the peak RSS sampled during it and the RSS after
+it: finer than the fresh-process figures of run.py, so use it to see where the time
+goes, not for ratios.
 """
 
 from __future__ import annotations
@@ -57,16 +58,20 @@ RSS = _Rss()
 
 
 def _timed(
-    label: str, fn: Callable[[], Any], repeat: int, times: dict[str, tuple[float, int, int]]
+    label: str,
+    fn: Callable[[], Any],
+    repeat: int,
+    times: dict[str, tuple[float, float, int, int]],
 ) -> Any:
-    best = float("inf")
+    best = cpu = float("inf")
     out = None
     RSS.reset()
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         out = fn()
         best = min(best, time.perf_counter() - start)
-    times[label] = (best, RSS.peak, RSS.now())
+        cpu = min(cpu, time.process_time() - start_cpu)
+    times[label] = (best, cpu, RSS.peak, RSS.now())
     return out
 
 
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from kaohe.rulebook.loader import load_rulebook
 
     files = ensure_data(args.size)
-    times: dict[str, tuple[float, int, int]] = {}
+    times: dict[str, tuple[float, float, int, int]] = {}
     rb = _timed("rulebook", lambda: load_rulebook(RULEBOOK), 1, times)
     org = _timed("read_units", lambda: read_units(files["units"]), args.repeat, times)
     ds = _timed("read_data", lambda: read_data(files[args.format], rb, org), args.repeat, times)
@@ -102,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.explain:
         _timed("explain_unit", lambda: explain_unit(rb, ds, org, period, unit), args.explain, times)
     RSS.stop()
-    print(f"{'phase':>14} {'ms':>9} {'peak MB':>8} {'after MB':>8}")
-    for label, (s, peak, after) in times.items():
-        print(f"{label:>14} {s * 1000:9.1f} {peak / 2**20:8.0f} {after / 2**20:8.0f}")
+    print(f"{'phase':>14} {'ms':>9} {'CPU ms':>9} {'peak MB':>8} {'after MB':>8}")
+    for label, (s, cpu, peak, after) in times.items():
+        print(
+            f"{label:>14} {s * 1000:9.1f} {cpu * 1000:9.1f} {peak / 2**20:8.0f} {after / 2**20:8.0f}"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'peak RSS':>14} {peak:9.0f} MB")
     print(f"{'dataset':>14} {ds.frame.estimated_size() / 1e6:9.0f} MB")
