@@ -4,7 +4,6 @@ their 2022 data.  Used by ``make run`` and by the web tests."""
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import string
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from kaohe.auth.passwords import password_problem
 from kaohe.io.read import read_data
 from kaohe.io.units import read_units
 from kaohe.rulebook.loader import load_rulebook
-from kaohe.store.models import AuditEntry, OrgUnit, Submission, User, utcnow
+from kaohe.store.models import OrgUnit, Submission, User
 from kaohe.workflow.load import add_unit, load_dataset, load_org_units
 from kaohe.workflow.rulebooks import store_rulebook
 
@@ -143,59 +142,34 @@ def demo_submission_states() -> dict[tuple[str, str], str]:
 
 
 def create_demo_submissions(session: Session) -> int:
-    """Submission rows (and their audit entries) in several workflow states:
-    approved, submitted, returned with a comment, drafts.  Returns the count."""
+    """Submissions in several workflow states, made through the workflow service
+    (:mod:`kaohe.workflow.submissions`: the same checks and audit entries as the
+    pages): approved, submitted, returned with a comment; drafts get a draft row.
+    Reporters submit their own unit (the administrator the others), the group's
+    assessor approves or returns.  Returns the number of submissions."""
+    from kaohe.workflow import submissions as flow
+
     units = {u.code: u for u in session.scalars(select(OrgUnit))}
     users = {u.username: u for u in session.scalars(select(User))}
+    admin = users["admin"]
     assessor_of = {"T000": "assessor_t000", "T001": "assessor_t001", "ST01": "assessor_st01"}
     reporter_of = {
         u.unit.code: u for u in users.values() if u.role == "reporter" and u.unit is not None
     }
-    start = utcnow() - dt.timedelta(days=30)
     n = 0
     for (code, period), state in sorted(demo_submission_states().items()):
         unit = units[code]
+        if state == "draft":
+            session.add(Submission(unit_id=unit.id, period=period, state="draft"))
+            n += 1
+            continue
         group = unit.parent.code if unit.parent is not None else ""
-        assessor = users.get(assessor_of.get(group, ""))
-        reporter = reporter_of.get(code)
-        at = start + dt.timedelta(minutes=n)
-        comment = RETURN_COMMENTS.get((code, period)) if state == "returned" else None
-        by = reporter if state in ("draft", "submitted") else assessor
-        session.add(
-            Submission(
-                unit_id=unit.id,
-                period=period,
-                state=state,
-                comment=comment,
-                updated_at=at,
-                updated_by_id=by.id if by else None,
-            )
-        )
-        if state != "draft":
-            session.add(
-                AuditEntry(
-                    at=at,
-                    user_id=reporter.id if reporter else None,
-                    action="submission.submit",
-                    unit_id=unit.id,
-                    period=period,
-                    old="draft",
-                    new="submitted",
-                )
-            )
-        if state in ("approved", "returned"):
-            session.add(
-                AuditEntry(
-                    at=at + dt.timedelta(seconds=30),
-                    user_id=assessor.id if assessor else None,
-                    action=f"submission.{'approve' if state == 'approved' else 'return'}",
-                    unit_id=unit.id,
-                    period=period,
-                    old="submitted",
-                    new=state,
-                    reason=comment,
-                )
-            )
+        assessor = users.get(assessor_of.get(group, "")) or admin
+        flow.submit(session, reporter_of.get(code, admin), unit, period)
+        if state == "approved":
+            flow.approve(session, assessor, unit, period)
+        elif state == "returned":
+            flow.return_(session, assessor, unit, period, RETURN_COMMENTS[(code, period)])
         n += 1
     session.flush()
     return n
@@ -204,14 +178,14 @@ def create_demo_submissions(session: Session) -> int:
 def create_demo_results(session: Session) -> list[str]:
     """What follows the data: T000's 2022T1 result published by its assessor, an open
     appeal of V0001 against it, and C01's payment lines of 2022Q1 reviewed by its
-    director.  Returns what was added (services not present are skipped)."""
+    director (not yet approved).  Returns what was added."""
     added: list[str] = []
     users = {u.username: u for u in session.scalars(select(User))}
     units = {u.code: u for u in session.scalars(select(OrgUnit))}
-    try:
-        from kaohe.workflow.publish import publish
-    except ImportError:
-        return added
+    from kaohe.workflow.appeals import file_appeal
+    from kaohe.workflow.payments import review
+    from kaohe.workflow.publish import publish
+
     publish(
         session,
         users["assessor_t000"],
@@ -220,25 +194,15 @@ def create_demo_results(session: Session) -> list[str]:
         note="2022年第一期考核结果（演示）",
     )
     added.append("publication T000 2022T1")
-    try:
-        from kaohe.workflow.appeals import file_appeal
-    except ImportError:
-        pass
-    else:
-        file_appeal(
-            session,
-            users["reporter_v0001"],
-            units["V0001"],
-            "2022T1",
-            "我村第一期孕检人数应为 12 人，台账已补报，请复核“孕情检查”一项的得分。",
-        )
-        added.append("appeal V0001 2022T1")
-    try:
-        from kaohe.workflow.payments import review
-    except ImportError:
-        pass
-    else:
-        review(session, users["reporter_c01"], units["ST01"], "2022Q1", "C01")
-        added.append("payment review C01 2022Q1")
+    file_appeal(
+        session,
+        users["reporter_v0001"],
+        units["V0001"],
+        "2022T1",
+        "我村第一期孕检人数应为 12 人，台账已补报，请复核“孕情检查”一项的得分。",
+    )
+    added.append("appeal V0001 2022T1")
+    review(session, users["reporter_c01"], units["ST01"], "2022Q1", "C01")
+    added.append("payment review C01 2022Q1")
     session.flush()
     return added
