@@ -14,7 +14,7 @@ CHROMIUM ?= /usr/bin/chromium
 # the PostgreSQL server of `make test-pg` (started on loopback by .ci/postgres if none runs)
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run demo test test-pg chromium postgres lint bench setup uv clean clean-demo
+.PHONY: run demo test test-pg screenshots chromium postgres lint bench setup uv clean clean-demo
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
@@ -39,6 +39,10 @@ test: setup lint chromium
 # the database tests (marker `db`: every test using the db fixtures) on PostgreSQL
 test-pg: setup postgres
 	KAOHE_TEST_DATABASE_URL=$(PG_URL) $(RUN) pytest -q -n 2 -m db
+
+# refresh docs/screenshots/ (the browser tests save their screenshots there)
+screenshots: setup chromium
+	KAOHE_SCREENSHOTS=1 $(RUN) pytest -q -n 2 -m browser
 
 chromium:
 	@test -x $(CHROMIUM) || { \
