@@ -114,9 +114,9 @@ def expiring(
         table.add_row(
             "已过期" if r["status"] == "expired" else "近效期",
             f"{r['location_name']} ({r['location']})",
-            r["product_name"],
-            r["lot"],
-            r["expiry"],
+            str(r["product_name"]),
+            str(r["lot"]),
+            str(r["expiry"]),
             str(r["qty"]),
         )
     Console(width=160).print(table)

@@ -626,7 +626,9 @@ def stock_as_of(
     backwards = (t - day) < (day - first)
     m = SupplyMovement
     if backwards:
-        q_now = select(SupplyBalance.location_id, SupplyBalance.lot_id, SupplyBalance.qty)
+        q_now = select(SupplyBalance.location_id, SupplyBalance.lot_id, SupplyBalance.qty).where(
+            SupplyBalance.qty != 0
+        )
         q_after = select(m.location_id, m.lot_id, func.sum(m.qty)).where(m.day > day)
         if locs is not None:
             q_now = q_now.where(SupplyBalance.location_id.in_(locs))
