@@ -267,3 +267,11 @@ def test_payments_page_review_then_approve(app) -> None:  # type: ignore[no-unty
     assert c01["state"] == "approved"
     assert {x["status"] for x in c01["lines"]} == {"approved"}
     assert {u["state"] for u in api["units"] if u["unit"] != "C01"} == {"pending"}
+
+
+def test_results_pages_in_english(app) -> None:  # type: ignore[no-untyped-def]
+    c = client(app, "assessor_t000")
+    c.get("/lang/en?next=/")
+    page = c.get("/results/T000/2022T2").text
+    assert "Draft (not published)" in page and "Rank change" in page
+    assert "Trend over the year" in c.get("/results/T000/2022T2/V0000").text
