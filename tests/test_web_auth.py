@@ -598,3 +598,20 @@ def test_account_and_users_pages_in_english(client: Client) -> None:
         .split("<main>")[1]
         .split("</main>")[0],
     )
+
+
+def test_auth_catalog_agrees_with_the_other_catalogs() -> None:
+    """The catalogs are merged into one: a Chinese string translated differently in
+    another area's file would silently change the auth pages (or theirs)."""
+    import json
+    from pathlib import Path
+
+    locales = Path(__file__).parents[1] / "src" / "kaohe" / "web" / "locales"
+    auth = json.loads((locales / "auth.json").read_text(encoding="utf-8"))
+    clashes = []
+    for path in locales.glob("*.json"):
+        if path.name == "auth.json":
+            continue
+        other = json.loads(path.read_text(encoding="utf-8"))
+        clashes += [(path.name, k) for k in auth if k in other and other[k] != auth[k]]
+    assert not clashes, clashes
