@@ -155,6 +155,11 @@ class OrgUnits:
             return None
         return pl.int_range(offset, offset + runs.len(), dtype=pl.UInt32, eager=True).rename(_POS)
 
+    def has_parent_positions(self) -> bool:
+        """Whether :meth:`parent_positions` is at hand (read_units computes it)."""
+        hit = self._cache.get("parent_pos")
+        return hit is not None and hit[0] is self.frame
+
     def parent_positions(self) -> pl.Series:
         """The position of each unit's parent (UInt32; null at roots and for unknown parents)."""
         return self._cached("parent_pos", lambda: self.positions(self.frame.get_column("parent")))
