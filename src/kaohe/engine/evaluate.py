@@ -231,12 +231,21 @@ def build_frame(
     for period, names, rename, kind in pieces:
         if not names:
             continue
-        rows = ((period_col == str(period)) & assessed).arg_true()
+        mask = (period_col == str(period)) & assessed
+        rows = mask.arg_true()
         order = _in_table_order(idx.gather(rows), rows, n)
         if order is None:
             columns += _period_columns_slow(rb, data, table, idx, period, names, rename, kind)
             continue
-        got = f.select(pl.col(v).gather(order).cast(pl.Float64).alias(rename[v]) for v in names)
+        # in table order already: a filter, cheaper than a gather over chunks; either
+        # way column by column, so that no Int32 copy of the whole period is made
+        if order is rows:
+            picked = [pl.col(v).filter(mask) for v in names]
+        else:
+            picked = [pl.col(v).gather(order) for v in names]
+        got = f.select(
+            c.cast(pl.Float64).alias(rename[v]) for c, v in zip(picked, names, strict=True)
+        )
         for v in names:
             col = got.get_column(rename[v])
             if col.null_count():
