@@ -32,7 +32,7 @@ ACTION_LABELS: dict[str, str] = {
     APPROVE: "审核通过",
     REOPEN: "重新打开",
     "publication.publish": "发布结果",
-    "appeal.file": "提出申诉",
+    "appeal.file": "已提出申诉",
     "appeal.answer": "答复申诉",
     "payment.review": "审核发放",
     "payment.approve": "审批发放",
