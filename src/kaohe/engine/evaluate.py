@@ -321,12 +321,23 @@ def score(
     table, wide = build_frame(rb, data, plan, units, used)
     if table.height == 0:
         raise EvaluationError(f"{data.file}: no assessed units (no data rows for leaf units)")
-    return evaluate_frame(rb, wide, plan, used)
+    box = [wide]
+    del table, wide  # the wide frame is freed once evaluated, before ranking and sorting
+    return _evaluate(rb, box, plan, used)
 
 
 def evaluate_frame(
     rb: LoadedRulebook, wide: pl.DataFrame, plan: Plan, used: set[str] | None = None
 ) -> ScoreResult:
+    """Score the units of a wide frame (see :func:`build_frame`)."""
+    return _evaluate(rb, [wide], plan, used)
+
+
+def _evaluate(
+    rb: LoadedRulebook, box: list[pl.DataFrame], plan: Plan, used: set[str] | None
+) -> ScoreResult:
+    """:func:`evaluate_frame`, taking the wide frame out of ``box`` (so that the caller
+    need not keep it alive)."""
     m = rb.model
     comp = Compiler(rb, inline_ytd=True)
     items_by_code = {i.code: i for i in m.items}
@@ -334,7 +345,7 @@ def evaluate_frame(
     if used is None:
         used = referenced_variables(rb)
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
-    lf = wide.lazy()
+    lf = box.pop().lazy()
 
     # year-to-date flows are written into each expression as sums of the step columns
     # (Compiler(inline_ytd=True)), not materialised as columns of their own
@@ -509,6 +520,7 @@ def evaluate_frame(
         *[pl.col(e) for e in errs],
         *[pl.col(c) for c in step_cols if keep_steps],
     ).collect()
+    del lf
 
     if errs:
         _check_errors(out, errs)
