@@ -156,6 +156,22 @@ def test_session_cookie_is_secure_over_https(app: FastAPI) -> None:
     assert cookie is not None and "secure" in cookie.lower()
 
 
+def test_pre_session_csrf_cookie_flags(app: FastAPI) -> None:
+    for base, secure in (("http://testserver", False), ("https://testserver", True)):
+
+        async def go(base: str = base) -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=base) as c:
+                return await c.get("/login")
+
+        r = asyncio.run(go())
+        cookies = [h.lower() for h in r.headers.get_list("set-cookie")]
+        csrf = [h for h in cookies if h.startswith("kaohe_csrf=")]
+        assert len(csrf) == 1
+        assert "httponly" in csrf[0] and "samesite=lax" in csrf[0]
+        assert ("secure" in csrf[0]) is secure
+
+
 @pytest.mark.parametrize(
     "target",
     ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", ""],

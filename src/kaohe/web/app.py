@@ -45,7 +45,13 @@ def create_app(
         response: Response = await call_next(request)
         new = getattr(request.state, "new_csrf", None)
         if new and not request.cookies.get(CSRF_COOKIE):
-            response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="lax")
+            response.set_cookie(
+                CSRF_COOKIE,
+                new,
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
