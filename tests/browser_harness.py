@@ -202,3 +202,34 @@ def screenshot(page: Any, name: str) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def open_page(browser: Any, server: LiveServer) -> Any:
+    """A page in a new, signed-out context of its own (a second user working side by
+    side with ``page``; closed with the browser)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    ctx = browser.new_context(
+        base_url=server.url, locale="zh-CN", viewport={"width": 1280, "height": 900}
+    )
+    ctx.set_default_timeout(TIMEOUT_MS)
+    return ctx.new_page()
+
+
+def screenshot_top(page: Any, name: str, height: int = 900) -> Path:
+    """Like :func:`screenshot`, but only the top ``height`` pixels of the page (for
+    long pages shown in the README)."""
+    target = os.environ.get("KAOHE_SCREENSHOTS")
+    folder = (
+        (SCREENSHOTS if target in ("1", "yes", "true") else Path(target))
+        if target
+        else Path(tempfile.gettempdir()) / "kaohe-screenshots"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    width = page.viewport_size["width"] if page.viewport_size else 1280
+    page.screenshot(
+        path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height}
+    )
+    return path
