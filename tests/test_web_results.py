@@ -12,6 +12,7 @@ from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from kaohe.rulebook.loader import load_rulebook
 from kaohe.store.db import transaction
 from kaohe.store.models import Publication
 from kaohe.web.app import create_app
@@ -275,3 +276,47 @@ def test_results_pages_in_english(app) -> None:  # type: ignore[no-untyped-def]
     page = c.get("/results/T000/2022T2").text
     assert "Draft (not published)" in page and "Rank change" in page
     assert "Trend over the year" in c.get("/results/T000/2022T2/V0000").text
+
+
+def test_unapproved_data_is_flagged_before_publishing(app) -> None:  # type: ignore[no-untyped-def]
+    from kaohe.store.models import Submission
+    from kaohe.workflow.units import unit_by_code
+
+    c = client(app, "assessor_t000")
+    page = c.get("/results/T000/2022T1").text
+    assert 'id="unapproved"' in page
+    with transaction(app.state.sessions) as s:
+        for child in unit_by_code(s, "T000").children:
+            for period in ("2022", "2022T1"):
+                old = s.scalar(
+                    select(Submission).where(
+                        Submission.unit_id == child.id, Submission.period == period
+                    )
+                )
+                if old is None:
+                    s.add(Submission(unit_id=child.id, period=period, state="approved"))
+                else:
+                    old.state = "approved"
+    assert 'id="unapproved"' not in c.get("/results/T000/2022T1").text
+    # T2 reads the T2 rows too, which are not approved
+    assert 'id="unapproved"' in c.get("/results/T000/2022T2").text
+
+
+def test_heat_map_cells_are_item_score_over_points(app) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    c = client(app, "assessor_t000")
+    page = c.get("/results/T000/2022").text
+    m = re.search(r'<script type="application/json" id="heat-data">(.*?)</script>', page, re.S)
+    assert m
+    heat = json.loads(m.group(1))
+    rows = c.get("/api/results/T000/2022").json()["rows"]
+    assert heat["units"] == [r["name"] for r in rows]
+    codes = [label.split(" ")[0] for label in heat["items"]]
+    rb = load_rulebook("village-1000")
+    points = {i.code: rb.points(i) for i in rb.model.items}
+    cells = {(x, y): v for x, y, v in heat["data"]}
+    for y, r in enumerate(rows):
+        for x, code in enumerate(codes):
+            if points.get(code):
+                assert cells[(x, y)] == round(r["items"][code] / points[code], 4)  # type: ignore[operator]

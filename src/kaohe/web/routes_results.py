@@ -47,6 +47,7 @@ from kaohe.workflow.publish import (
     publications,
     publish,
     published,
+    unapproved,
 )
 from kaohe.workflow.scoring import group_inputs
 from kaohe.workflow.units import groups, unit_by_code
@@ -104,7 +105,8 @@ def _ranking_page(
             "group": g,
             "public": public,
             "base": base,
-            "can_publish": (not public) and can_review(db, user, g),
+            "can_publish": (can_pub := (not public) and can_review(db, user, g)),
+            "unapproved": unapproved(db, g, view.period) if can_pub else [],
             "history": history,
             "periods": periods_of(db, g),
             "table_html": table_html,

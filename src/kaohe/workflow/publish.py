@@ -27,7 +27,7 @@ from kaohe.errors import KaoheError
 from kaohe.output import to_json_dict
 from kaohe.periods import Period, PeriodError, PeriodKind, parse_period
 from kaohe.rulebook.loader import LoadedRulebook
-from kaohe.store.models import AuditEntry, DataValue, OrgUnit, Publication, User
+from kaohe.store.models import AuditEntry, DataValue, OrgUnit, Publication, Submission, User
 from kaohe.workflow.rulebooks import loaded
 from kaohe.workflow.scoring import data_fingerprint, rulebook_of, score_group
 from kaohe.workflow.units import NotFound, unit_by_code
@@ -123,6 +123,36 @@ def has_data(session: Session, group: OrgUnit, year: int) -> bool:
         .where(DataValue.period.like(f"{year}%"))
     )
     return bool(n)
+
+
+def data_periods(session: Session, group: OrgUnit, p: Period) -> list[str]:
+    """The data rows ``p`` is scored from: the year row and the steps it reads."""
+    _, rb = rulebook_of(session, group)
+    plan = plan_period(rb, p)
+    step = rb.model.periods.step
+    steps = [str(Period(p.year, step, k)) for k in plan.data_steps]
+    return list(dict.fromkeys([str(p.year_period()), *steps]))
+
+
+def unapproved(session: Session, group: OrgUnit, p: Period) -> list[tuple[str, str, str]]:
+    """(unit, data period, state) of every child whose data for ``p`` is not approved
+    yet (state "none" when nothing was submitted): shown before publishing."""
+    periods = data_periods(session, group, p)
+    states = {
+        (uid, per): state
+        for uid, per, state in session.execute(
+            select(Submission.unit_id, Submission.period, Submission.state)
+            .where(Submission.unit_id.in_([c.id for c in group.children] or [-1]))
+            .where(Submission.period.in_(periods))
+        )
+    }
+    out = []
+    for c in group.children:
+        for per in periods:
+            state = states.get((c.id, per), "none")
+            if state != "approved":
+                out.append((c.code, per, state))
+    return out
 
 
 # ---------------------------------------------------------------- data fingerprints (memoised)
