@@ -199,3 +199,39 @@ def test_payment_unit_must_belong_to_the_group(db: Session) -> None:
 
     with pytest.raises(NotFound):
         review(db, user_by_name(db, "admin"), group_by_code(db, "ST01"), "2022Q1", "V0000")
+
+
+def test_memoised_fingerprint_sees_every_committed_write(db: Session) -> None:
+    from sqlalchemy import text, update
+
+    from kaohe.periods import parse_period
+    from kaohe.workflow.publish import fingerprint, live_result
+
+    group = group_by_code(db, "T000")
+    p = parse_period("2022")
+    fp1 = fingerprint(db, group, 2022)
+    total = lambda: next(  # noqa: E731
+        r["total"] for r in live_result(db, group, p)[1]["results"] if r["unit"] == "V0000"
+    )
+    before = total()
+    # a Core UPDATE (as bulk imports do)
+    uid = unit_by_code(db, "V0000").id
+    db.execute(
+        update(DataValue)
+        .where(DataValue.unit_id == uid, DataValue.period == "2022")
+        .where(DataValue.variable == "org_score")
+        .values(value=0.0)
+    )
+    db.commit()
+    fp2 = fingerprint(db, group, 2022)
+    assert fp2 != fp1 and total() < before
+    # raw SQL through another connection
+    with db.get_bind().engine.begin() as conn:  # type: ignore[union-attr]
+        conn.execute(
+            text(
+                "UPDATE data_value SET value = 7 WHERE unit_id = :u AND period = '2022' "
+                "AND variable = 'org_score'"
+            ),
+            {"u": uid},
+        )
+    assert fingerprint(db, group, 2022) != fp2 and total() == before

@@ -75,8 +75,8 @@ def periods_of(session: Session, group: OrgUnit) -> list[str]:
         return []
     key = (db_key(session), group.id, -1)
     now = time.monotonic()
-    gen = _GEN[0]
     with _FP_LOCK:
+        gen = _GEN[0]
         hit = _PERIODS.get(key)
         if hit is not None and hit[0] == gen and now - hit[1] < FINGERPRINT_TTL:
             return list(hit[2])
@@ -180,14 +180,16 @@ def _touches_data(statement: str) -> bool:
 @event.listens_for(Engine, "after_cursor_execute")
 def _note_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
     if _touches_data(statement):
-        _GEN[0] += 1  # also now: readers in this transaction's window do not cache
+        with _FP_LOCK:
+            _GEN[0] += 1  # also now: readers in this transaction's window do not cache
         conn.info["kaohe_data_written"] = True
 
 
 @event.listens_for(Engine, "commit")
 def _bump_on_commit(conn: Any) -> None:
     if conn.info.pop("kaohe_data_written", False):
-        _GEN[0] += 1
+        with _FP_LOCK:
+            _GEN[0] += 1
 
 
 @event.listens_for(Engine, "rollback")
@@ -201,8 +203,8 @@ def fingerprint(session: Session, group: OrgUnit, year: int) -> tuple[Any, ...]:
     over the group's values is the costliest query of a results page."""
     key = (db_key(session), group.id, year)
     now = time.monotonic()
-    gen = _GEN[0]
     with _FP_LOCK:
+        gen = _GEN[0]
         hit = _FP.get(key)
         if hit is not None and hit[0] == gen and now - hit[1] < FINGERPRINT_TTL:
             return hit[2]
