@@ -43,6 +43,13 @@ def ytd_col(name: str, step: int) -> str:
     return f"{name}#{step}"
 
 
+def value_col(name: str) -> pl.Expr:
+    """A variable's column of the wide frame as Float64: the frame keeps integers as read
+    (half the memory) and every computation is done in Float64 (for a Float64 column the
+    cast is a no-op)."""
+    return pl.col(name).cast(pl.Float64)
+
+
 @dataclass(frozen=True)
 class Context:
     """What names mean when compiling for one step.
@@ -96,15 +103,15 @@ class Compiler:
             return pl.lit(float(self.m.parameters[name].value))
         var = self.rb.variables[name]
         if var.kind == "annual":
-            col = pl.col(name)
+            col = value_col(name)
             return col * ctx.share if var.split else col
         if not ctx.cumulative:
-            return pl.col(flow_col(name, ctx.step))
+            return value_col(flow_col(name, ctx.step))
         if not self.inline_ytd:
-            return pl.col(ytd_col(name, ctx.step))
+            return value_col(ytd_col(name, ctx.step))
         if ctx.step == 1:
-            return pl.col(flow_col(name, 1))
-        return pl.sum_horizontal(pl.col(flow_col(name, j)) for j in range(1, ctx.step + 1))
+            return value_col(flow_col(name, 1))
+        return pl.sum_horizontal(value_col(flow_col(name, j)) for j in range(1, ctx.step + 1))
 
     def formula(self, text: str, ctx: Context) -> tuple[pl.Expr, Err]:
         return self.node(self.rb.formula(text), ctx)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from kaohe.engine.compile import Compiler, Context, flow_col
+from kaohe.engine.compile import Compiler, Context, flow_col, value_col
 from kaohe.engine.result import OUTCOME_SCHEMA, ScoreResult
 from kaohe.errors import EvaluationError, KaoheError
 from kaohe.io.dataset import PERIOD, ROW, UNIT, Dataset, OrgUnits
@@ -31,6 +31,10 @@ from kaohe.rulebook.schema import (
 )
 
 GROUP = "__group"
+#: the evaluation is collected without common-subexpression elimination: the
+#: subexpressions it would share (Float64 casts of the wide frame's integer columns,
+#: year-to-date sums) are cheap to recompute and would all be kept at once
+_NO_CSE = pl.QueryOptFlags(comm_subexpr_elim=False)
 FLAG_EPS = 1e-9  # an item "reaches its points" within float noise
 NAME = "__name"
 TIE_DECIMALS = 9
@@ -243,9 +247,7 @@ def build_frame(
             picked = [pl.col(v).filter(mask) for v in names]
         else:
             picked = [pl.col(v).gather(order) for v in names]
-        got = f.select(
-            c.cast(pl.Float64).alias(rename[v]) for c, v in zip(picked, names, strict=True)
-        )
+        got = f.select(c.alias(rename[v]) for c, v in zip(picked, names, strict=True))
         for v in names:
             col = got.get_column(rename[v])
             if col.null_count():
@@ -467,7 +469,9 @@ def _evaluate(
     result_names["total"] = pl.col("total")
     if plan.mode == "sum":
         for v in flows:
-            result_names[v] = pl.sum_horizontal(pl.col(flow_col(v, j)) for j in plan.scored_steps)
+            result_names[v] = pl.sum_horizontal(
+                value_col(flow_col(v, j)) for j in plan.scored_steps
+            )
     rctx = Context(last, cumulative, rb.share(last) if cumulative else rb.step_share(last))
     kind = plan.period.kind
 
@@ -519,7 +523,7 @@ def _evaluate(
         *[pl.col(f"__v:{v}") for v in outcome_vars],
         *[pl.col(e) for e in errs],
         *[pl.col(c) for c in step_cols if keep_steps],
-    ).collect()
+    ).collect(optimizations=_NO_CSE)
     del lf
 
     if errs:
