@@ -10,7 +10,7 @@ endif
 RUN := $(UV) run --frozen
 
 # browser tests drive Debian's chromium (never a downloaded browser)
-CHROMIUM ?= /usr/bin/chromium
+export KAOHE_CHROMIUM ?= /usr/bin/chromium
 # the PostgreSQL server of `make test-pg` (started on loopback by .ci/postgres if none runs)
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
@@ -44,14 +44,17 @@ test-pg: setup postgres
 screenshots: setup chromium cjk-font
 	KAOHE_SCREENSHOTS=1 $(RUN) pytest -q -n 2 -m browser
 
+# Debian's chromium, and a CJK font so that pages and screenshots show Chinese
 chromium:
-	@test -x $(CHROMIUM) || { \
+	@{ test -x $(KAOHE_CHROMIUM) && fc-list :lang=zh 2>/dev/null | grep -q .; } || { \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing Debian's chromium for the browser tests"; \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+			echo "installing Debian's chromium (and a CJK font) for the browser tests"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				chromium fonts-wqy-microhei; \
 		else \
-			echo "The browser tests need Debian's chromium at $(CHROMIUM):" \
-				"run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)." >&2; \
+			echo "The browser tests need Debian's chromium at $(KAOHE_CHROMIUM) and a CJK font:" \
+				"run 'sudo apt-get install chromium fonts-wqy-microhei'" \
+				"(or set KAOHE_CHROMIUM=/path/to/chromium)." >&2; \
 			exit 1; \
 		fi; }
 
