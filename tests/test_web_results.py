@@ -320,3 +320,28 @@ def test_heat_map_cells_are_item_score_over_points(app) -> None:  # type: ignore
         for x, code in enumerate(codes):
             if points.get(code):
                 assert cells[(x, y)] == round(r["items"][code] / points[code], 4)  # type: ignore[operator]
+
+
+def test_results_catalog_covers_the_pages_and_agrees_with_the_others() -> None:
+    import json
+    from pathlib import Path
+
+    web = Path(__file__).parents[1] / "src" / "kaohe" / "web"
+    locales = web / "locales"
+    catalog: dict[str, str] = {}
+    for path in locales.glob("*.json"):
+        catalog.update(json.loads(path.read_text(encoding="utf-8")))
+    ours = json.loads((locales / "results.json").read_text(encoding="utf-8"))
+    sources = [*(web / "templates" / "results").glob("*.html"), web / "results_view.py"]
+    strings = {
+        m.group(2)
+        for f in sources
+        for m in re.finditer(r"""_\(\s*(["'])(.+?)\1""", f.read_text(encoding="utf-8"))
+    }
+    assert strings and not sorted(s for s in strings if s not in catalog)
+    clashes = []
+    for path in locales.glob("*.json"):
+        if path.name != "results.json":
+            other = json.loads(path.read_text(encoding="utf-8"))
+            clashes += [(path.name, k) for k in ours if k in other and other[k] != ours[k]]
+    assert not clashes, clashes
