@@ -389,3 +389,17 @@ def test_payment_review_and_approval(live_server: LiveServer, page: Page, browse
     expect(assessor.locator("#unit-C01 .badge")).to_have_attribute("data-state", "approved")
     expect(assessor.locator("#unit-C01 .badge")).to_have_text("已审批")
     screenshot_top(assessor, "payments", 1100)
+
+
+def test_the_readme_shows_the_screenshots_the_tests_take() -> None:
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"\]\((docs/screenshots/[^)]+\.png)\)", readme)
+    assert len(shown) >= 12
+    for rel in shown:
+        assert (root / rel).is_file(), f"README shows {rel}, which is missing"
+    taken = set()
+    for test in ("test_browser_workflow.py", "test_browser_supplies.py"):
+        text = (root / "tests" / test).read_text(encoding="utf-8")
+        taken |= set(re.findall(r'screenshot(?:_top)?\(\w+, "([\w-]+)"', text))
+    assert {Path(p).stem for p in shown} == taken
