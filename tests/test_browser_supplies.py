@@ -6,7 +6,6 @@ and a keeper's stock page as of a date with an issue recorded through its form."
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -126,13 +125,6 @@ def test_public_finder_search_filter_map_and_json(server: LiveServer, page: Page
 # ====================================================================== stock and an issue
 
 
-@pytest.mark.xfail(
-    bool(os.environ.get("KAOHE_TEST_DATABASE_URL")),
-    reason="kaohe.supplies.synth inserts supply events with explicit ids and leaves "
-    "PostgreSQL's id sequence behind: the next event recorded after the demo seed "
-    "collides (UniqueViolation on supply_event_pkey)",
-    strict=True,
-)
 def test_keeper_stock_as_of_a_date_an_issue_and_the_township_stock(
     server: LiveServer, page: Page
 ) -> None:
