@@ -46,9 +46,11 @@ def test_round_trip_into_a_new_sqlite_file(db_url: str, tmp_path: Path) -> None:
     src = make_engine(db_url)
     file = tmp_path / "b.jsonl.gz"
     counts = backup(src, file)
+    in_db = set(inspect(src).get_table_names()) - {"alembic_version"}
     src.dispose()
     assert counts["org_unit"] > 30 and counts["data_value"] > 1000 and counts["user_account"] > 5
-    assert set(counts) == {t.name for t in tables()}  # every table on Base.metadata
+    # every table of the migrated database (every area's branch) is in the backup
+    assert set(counts) == in_db == {t.name for t in tables()}
 
     target_url = f"sqlite:///{tmp_path / 'restored.sqlite'}"
     dst = make_engine(target_url)
@@ -209,6 +211,17 @@ def test_a_bad_row_rolls_the_whole_restore_back(db_url: str, tmp_path: Path) -> 
     # nothing was left behind: no tables, no migration revision
     assert inspect(dst).get_table_names() == []
     dst.dispose()
+
+
+def test_a_table_without_a_model_stops_the_backup(db_url: str, tmp_path: Path) -> None:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE stray_table (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(BackupError, match="stray_table"):
+        backup(engine, tmp_path / "b.gz")
+    engine.dispose()
+    assert not (tmp_path / "b.gz").exists()
+    assert not (tmp_path / "b.gz.partial").exists()
 
 
 def test_a_backup_from_unknown_revisions_is_refused(db_url: str, tmp_path: Path) -> None:

@@ -123,6 +123,18 @@ def backup(engine: Engine, path: Path) -> dict[str, int]:
                     f"{engine.url.render_as_string(hide_password=True)}: not a kaohe "
                     "database (no migration revision; run `kaohe db upgrade`)"
                 )
+            unknown = sorted(
+                set(inspect(conn).get_table_names())
+                - {t.name for t in tables()}
+                - {"alembic_version"}
+            )
+            if unknown:
+                raise BackupError(
+                    f"the database holds tables this kaohe has no model for "
+                    f"({', '.join(unknown)}): they would be missing from the backup "
+                    "(is kaohe older than the database, or a model missing from "
+                    "kaohe/store/all_models.py?)"
+                )
             header = {
                 "format": FORMAT,
                 "version": VERSION,
