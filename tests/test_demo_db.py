@@ -139,3 +139,29 @@ def test_serve_demo_prints_every_user_with_its_password(
     for u in users:
         line = next(line for line in r.stdout.splitlines() if f" {u.username} " in line)
         assert u.password in line and u.role in line
+
+
+@pytest.mark.browser
+def test_the_printed_passwords_sign_in_to_the_served_demo(demo: Demo, browser: object) -> None:
+    """What `make run` promises: the app over the demo database, the printed
+    passwords working in the login form."""
+    from playwright.sync_api import expect
+
+    from tests.browser_harness import LiveServer, log_in
+
+    _, url, users = demo
+    server = LiveServer(url)
+    try:
+        ctx = browser.new_context(base_url=server.url, locale="zh-CN")  # type: ignore[attr-defined]
+        page = ctx.new_page()
+        for u in users:
+            if u.username not in ("admin", "reporter_v0001"):
+                continue
+            log_in(page, u.username, u.password)
+            display = next(d[3] for d in DEMO_USERS if d[0] == u.username)
+            expect(page.locator("header .who")).to_contain_text(display)
+            page.locator("header form[action='/logout'] button").click()
+            expect(page.locator("header a[href='/login']")).to_be_visible()
+        ctx.close()
+    finally:
+        server.stop()
