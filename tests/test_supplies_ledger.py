@@ -15,7 +15,12 @@ from sqlalchemy import func, select
 from kaohe.store.models import AuditEntry
 from kaohe.supplies import ledger as lg
 from kaohe.supplies import service as sv
-from kaohe.supplies.models import SupplyBalance, SupplyEvent, SupplyMovement
+from kaohe.supplies.models import (
+    SupplyBalance,
+    SupplyEvent,
+    SupplyMonthBalance,
+    SupplyMovement,
+)
 from tests.supplies_helpers import make_setup
 
 D = dt.date
@@ -211,6 +216,17 @@ def snapshot(db):  # type: ignore[no-untyped-def]
             tuple(r)
             for r in db.execute(
                 select(SupplyBalance.location_id, SupplyBalance.lot_id, SupplyBalance.qty)
+            )
+        ),
+        sorted(
+            tuple(r)
+            for r in db.execute(
+                select(
+                    SupplyMonthBalance.location_id,
+                    SupplyMonthBalance.lot_id,
+                    SupplyMonthBalance.month,
+                    SupplyMonthBalance.qty,
+                )
             )
         ),
     )

@@ -24,22 +24,26 @@ Dates are business dates (the day the stock moved), never in the future
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, Engine, event, func, insert, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from kaohe.errors import KaoheError
-from kaohe.store.models import AuditEntry, User
+from kaohe.store.models import AuditEntry, User, utcnow
 from kaohe.supplies.models import (
     ADJUST_REASONS,
     RECEIVE_SOURCES,
     SupplyBalance,
+    SupplyClosedMonth,
     SupplyEvent,
     SupplyLocation,
     SupplyLot,
+    SupplyMonthBalance,
     SupplyMovement,
     SupplyProduct,
 )
@@ -78,8 +82,45 @@ def is_expired(lot: SupplyLot, day: dt.date) -> bool:
 # locking
 
 
+#: PostgreSQL advisory lock between writers (shared) and closing a month (exclusive)
+_PG_CLOSE_LOCK = 0x53555050  # "SUPP"
+
+#: SQLite: one in-process queue per database file in front of ``BEGIN IMMEDIATE``
+_QUEUES: dict[str, threading.Lock] = {}
+_QUEUES_GUARD = threading.Lock()
+_QUEUE_KEY = "kaohe.supplies.write_queue"
+
+
+def _release_queue(_dbapi_connection: Any, record: Any) -> None:
+    lock = record.info.pop(_QUEUE_KEY, None) if record is not None else None
+    if lock is not None:
+        lock.release()
+
+
+def _release_queue_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
+    _release_queue(dbapi_connection, record)
+
+
+def _release_queue_invalidate(dbapi_connection: Any, record: Any, _exc: Any) -> None:
+    _release_queue(dbapi_connection, record)
+
+
+def _queue(engine: Engine) -> threading.Lock:
+    key = str(engine.url)
+    with _QUEUES_GUARD:
+        lock = _QUEUES.setdefault(key, threading.Lock())
+        if not event.contains(engine, "checkin", _release_queue):
+            # the connection goes back to the pool right after its commit or rollback
+            event.listen(engine, "checkin", _release_queue)
+            event.listen(engine, "close", _release_queue)
+            event.listen(engine, "reset", _release_queue_reset)
+            event.listen(engine, "invalidate", _release_queue_invalidate)
+    return lock
+
+
 def lock_locations(session: Session, ids: Iterable[int]) -> None:
-    """Serialise writers on these locations until the transaction ends."""
+    """Serialise writers on these locations until the transaction ends; close the
+    months up to the previous one (monthly snapshots) if nobody has yet."""
     conn = session.connection()
     if conn.dialect.name == "sqlite":
         raw = conn.connection.dbapi_connection
@@ -87,8 +128,23 @@ def lock_locations(session: Session, ids: Iterable[int]) -> None:
         # reads before it ran outside any transaction.  Take the write lock now so
         # the checks below and the writes see one state (waits busy_timeout).
         if raw is not None and not raw.in_transaction:
+            # Writers of this process queue on a lock first and are woken as soon as
+            # the previous one has committed; SQLite's busy handler (for writers of
+            # other processes) sleeps in growing steps of up to 100 ms instead.
+            lock = _queue(conn.engine)
+            if lock.acquire(timeout=10):
+                conn.connection.info[_QUEUE_KEY] = lock
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _close_months(session)
         return
+    target = _prev_month(_month(today()))
+    last = closed_through(session)
+    if last is None or last < target:
+        # closing months reads every location: wait for the writers in flight
+        session.execute(select(func.pg_advisory_xact_lock(_PG_CLOSE_LOCK)))
+        _close_months(session)
+    else:
+        session.execute(select(func.pg_advisory_xact_lock_shared(_PG_CLOSE_LOCK)))
     wanted = sorted(set(ids))
     if wanted:
         session.execute(
@@ -97,6 +153,97 @@ def lock_locations(session: Session, ids: Iterable[int]) -> None:
             .order_by(SupplyLocation.id)
             .with_for_update()
         ).all()
+
+
+# ---------------------------------------------------------------------------
+# monthly snapshots
+
+
+def _month(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def _next_month(month: dt.date) -> dt.date:
+    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _prev_month(month: dt.date) -> dt.date:
+    return (month.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+def closed_through(session: Session) -> dt.date | None:
+    """The last month whose closing balances are in ``supply_month_balance`` (every
+    month before it is there too), or None before the first write has closed any."""
+    return session.scalar(select(func.max(SupplyClosedMonth.month)))
+
+
+def _close_months(session: Session) -> None:
+    """Write the closing balances of every month after the last closed one up to the
+    previous month (under the write lock: SQLite's single writer, PostgreSQL's
+    exclusive advisory lock), each from the month before plus its movements."""
+    target = _prev_month(_month(today()))
+    last = closed_through(session)
+    if last is not None and last >= target:
+        return
+    m, snap = SupplyMovement, SupplyMonthBalance
+    if last is None:
+        first = session.scalar(select(func.min(m.day)))
+        month = target if first is None else min(_month(first), _next_month(target))
+    else:
+        month = _next_month(last)
+    prev = last
+    while month <= target:
+        nxt = _next_month(month)
+        parts = [
+            select(m.location_id, m.lot_id, m.qty).where(m.day >= month, m.day < nxt),
+        ]
+        if prev is not None:
+            parts.append(
+                select(snap.location_id, snap.lot_id, snap.qty).where(
+                    snap.month == prev, snap.qty != 0
+                )
+            )
+        u = union_all(*parts).subquery()
+        session.execute(
+            insert(snap).from_select(
+                ["location_id", "lot_id", "month", "qty"],
+                select(u.c.location_id, u.c.lot_id, literal(month, Date), func.sum(u.c.qty))
+                .group_by(u.c.location_id, u.c.lot_id)
+                .having(func.sum(u.c.qty) != 0),
+            )
+        )
+        prev, month = month, nxt
+    session.execute(insert(SupplyClosedMonth).values(month=target, closed_at=utcnow()))
+
+
+def _update_snapshots(session: Session, day: dt.date, sums: dict[tuple[int, int], int]) -> None:
+    """A back-dated event moves the closing balance of its month and every later
+    closed month by its net quantity per key."""
+    first = _month(day)
+    last = closed_through(session)
+    if last is None or first > last:
+        return
+    snap = SupplyMonthBalance
+    months = [first]
+    while months[-1] < last:
+        months.append(_next_month(months[-1]))
+    for (loc, lot), qty in sums.items():
+        if qty == 0:
+            continue
+        key = (snap.location_id == loc, snap.lot_id == lot, snap.month >= first)
+        have = set(session.scalars(select(snap.month).where(*key)))
+        if have:
+            session.execute(
+                update(snap).where(*key).values(qty=snap.qty + qty),
+                execution_options={"synchronize_session": False},
+            )
+        missing = [
+            {"location_id": loc, "lot_id": lot, "month": mo, "qty": qty}
+            for mo in months
+            if mo not in have
+        ]
+        if missing:
+            session.execute(insert(snap), missing)
 
 
 # ---------------------------------------------------------------------------
@@ -127,18 +274,25 @@ class Availability:
 
 
 def availability(
-    session: Session, location_id: int, lot_ids: Sequence[int], day: dt.date
+    session: Session,
+    location_id: int,
+    lot_ids: Sequence[int],
+    day: dt.date,
+    now: dict[int, int] | None = None,
 ) -> dict[int, Availability]:
+    """End-of-day balances of these lots at a location from ``day`` on: the current
+    balances (``now``, read if not given) less the movements dated after ``day``."""
     if not lot_ids:
         return {}
-    now = {
-        lot: qty
-        for lot, qty in session.execute(
-            select(SupplyBalance.lot_id, SupplyBalance.qty).where(
-                SupplyBalance.location_id == location_id, SupplyBalance.lot_id.in_(lot_ids)
+    if now is None:
+        now = {
+            lot: qty
+            for lot, qty in session.execute(
+                select(SupplyBalance.lot_id, SupplyBalance.qty).where(
+                    SupplyBalance.location_id == location_id, SupplyBalance.lot_id.in_(lot_ids)
+                )
             )
-        )
-    }
+        }
     later: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
     for lot, d, qty in session.execute(
         select(SupplyMovement.lot_id, SupplyMovement.day, func.sum(SupplyMovement.qty))
@@ -176,8 +330,16 @@ class Line:
     counted: int | None = None
 
 
-def _check(session: Session, lines: Sequence[Line], day: dt.date) -> None:
-    """Reject if any end-of-day balance on ``day`` or later would go negative."""
+def _check(
+    session: Session,
+    lines: Sequence[Line],
+    day: dt.date,
+    verified: frozenset[tuple[int, int]] = frozenset(),
+) -> None:
+    """Reject if any end-of-day balance on ``day`` or later would go negative.
+
+    ``verified``: keys whose quantities were taken within their lowest later balance,
+    read under this transaction's lock (FEFO picks): not read again."""
     delta: dict[tuple[int, int], int] = defaultdict(int)
     objs: dict[tuple[int, int], tuple[SupplyLocation, SupplyLot]] = {}
     for ln in lines:
@@ -186,7 +348,7 @@ def _check(session: Session, lines: Sequence[Line], day: dt.date) -> None:
         objs[key] = (ln.location, ln.lot)
     by_loc: dict[int, list[int]] = defaultdict(list)
     for loc, lot in delta:
-        if delta[(loc, lot)] < 0:
+        if delta[(loc, lot)] < 0 and (loc, lot) not in verified:
             by_loc[loc].append(lot)
     for loc, lots in by_loc.items():
         for lot, av in availability(session, loc, lots, day).items():
@@ -217,10 +379,11 @@ def _post(
     counterpart: SupplyLocation | None = None,
     reverses: SupplyEvent | None = None,
     note: str = "",
+    verified: frozenset[tuple[int, int]] = frozenset(),
 ) -> SupplyEvent:
     if not lines:
         raise LedgerError("没有可登记的数量 (nothing to record)")
-    _check(session, lines, day)
+    _check(session, lines, day, verified)
     month = f"{day:%Y-%m}"
     seq = _next_seq(session, location.id, month)
     event = SupplyEvent(
@@ -238,35 +401,45 @@ def _post(
     )
     session.add(event)
     session.flush()
+    # Core statements from here on: one round trip each, no unit of work
+    session.execute(
+        insert(SupplyMovement),
+        [
+            {
+                "event_id": event.id,
+                "location_id": ln.location.id,
+                "product_id": ln.lot.product_id,
+                "lot_id": ln.lot.id,
+                "day": day,
+                "kind": ln.kind,
+                "qty": ln.qty,
+                "counted": ln.counted,
+            }
+            for ln in lines
+        ],
+    )
+    sums: dict[tuple[int, int], int] = defaultdict(int)
+    product_of: dict[int, int] = {}
     for ln in lines:
-        session.add(
-            SupplyMovement(
-                event_id=event.id,
-                location_id=ln.location.id,
-                product_id=ln.lot.product_id,
-                lot_id=ln.lot.id,
-                day=day,
-                kind=ln.kind,
-                qty=ln.qty,
-                counted=ln.counted,
-            )
+        sums[(ln.location.id, ln.lot.id)] += ln.qty
+        product_of[ln.lot.id] = ln.lot.product_id
+    b = SupplyBalance
+    for (loc, lot), qty in sums.items():
+        done = session.execute(
+            update(b)
+            .where(b.location_id == loc, b.lot_id == lot)
+            .values(qty=b.qty + qty)
+            .execution_options(synchronize_session=False)
         )
-    sums: dict[tuple[int, int, int], int] = defaultdict(int)
-    for ln in lines:
-        sums[(ln.location.id, ln.lot.id, ln.lot.product_id)] += ln.qty
-    for (loc, lot, product), qty in sums.items():
-        row = session.scalar(
-            select(SupplyBalance).where(
-                SupplyBalance.location_id == loc, SupplyBalance.lot_id == lot
+        if not getattr(done, "rowcount", 0):
+            session.execute(
+                insert(b).values(location_id=loc, lot_id=lot, product_id=product_of[lot], qty=qty)
             )
-        )
-        if row is None:
-            session.add(SupplyBalance(location_id=loc, lot_id=lot, product_id=product, qty=qty))
-        else:
-            row.qty += qty
+    _update_snapshots(session, day, sums)
     summary = "; ".join(f"{ln.location.code} {ln.lot.number} {ln.qty:+d}" for ln in lines)
-    session.add(
-        AuditEntry(
+    session.execute(
+        insert(AuditEntry).values(
+            at=utcnow(),
             user_id=by.id if by else None,
             action=f"supplies.{kind}",
             unit_id=location.org_unit_id,
@@ -276,7 +449,6 @@ def _post(
             reason=note or reason,
         )
     )
-    session.flush()
     return event
 
 
@@ -322,8 +494,9 @@ def _pick(
     lot: SupplyLot | None,
     *,
     allow_expired: bool = False,
-) -> list[tuple[SupplyLot, int]]:
-    """Lots and quantities to take on ``day``: the named lot, else FEFO."""
+) -> tuple[list[tuple[SupplyLot, int]], frozenset[tuple[int, int]]]:
+    """Lots and quantities to take on ``day``: the named lot, else FEFO; and the keys
+    whose later balances were read here (they allow what is taken)."""
     _check_qty(qty)
     if lot is not None:
         if lot.product_id != product.id:
@@ -333,7 +506,7 @@ def _pick(
                 f"批号 {lot.number} 已于 {lot.expiry.isoformat()} 过期，不能发出 "
                 "(expired lots cannot be issued)"
             )
-        return [(lot, qty)]
+        return [(lot, qty)], frozenset()
     held = current_balances(session, location.id, product.id)
     lots = [
         lt
@@ -341,7 +514,7 @@ def _pick(
         if allow_expired or not is_expired(lt, day)
     ]
     lots.sort(key=lambda lt: (lt.expiry, lt.number, lt.id))
-    avail = availability(session, location.id, [lt.id for lt in lots], day)
+    avail = availability(session, location.id, [lt.id for lt in lots], day, now=held)
     picked: list[tuple[SupplyLot, int]] = []
     need = qty
     for lt in lots:
@@ -350,7 +523,7 @@ def _pick(
             picked.append((lt, take))
             need -= take
         if need == 0:
-            return picked
+            return picked, frozenset((location.id, lt.id) for lt, _ in picked)
     have = qty - need
     raise LedgerError(
         f"{location.name} 在 {day.isoformat()} 可用的未过期 {product.name} 只有 {have} "
@@ -406,7 +579,7 @@ def transfer(
     if not dest.is_open:
         raise LedgerError(f"{dest.name} 已关闭，不能调入 (destination is closed)")
     lock_locations(session, [source.id, dest.id])
-    picked = _pick(session, source, product, qty, day, lot)
+    picked, verified = _pick(session, source, product, qty, day, lot)
     lines = [Line(source, lt, -q, "transfer_out") for lt, q in picked]
     lines += [Line(dest, lt, q, "transfer_in") for lt, q in picked]
     return _post(
@@ -418,6 +591,7 @@ def transfer(
         by=by,
         counterpart=dest,
         note=note,
+        verified=verified,
     )
 
 
@@ -435,7 +609,7 @@ def issue(
     """Free distribution (a count, no recipient): FEFO unless a lot is named; never expired lots."""
     _check_day(day)
     lock_locations(session, [location.id])
-    picked = _pick(session, location, product, qty, day, lot)
+    picked, verified = _pick(session, location, product, qty, day, lot)
     return _post(
         session,
         kind="issue",
@@ -444,6 +618,7 @@ def issue(
         lines=[Line(location, lt, -q, "issue") for lt, q in picked],
         by=by,
         note=note,
+        verified=verified,
     )
 
 
@@ -524,7 +699,7 @@ def expired_lots(
         for lt in session.scalars(select(SupplyLot).where(SupplyLot.id.in_(list(held))))
         if is_expired(lt, day)
     ]
-    avail = availability(session, location.id, [lt.id for lt in lots], day)
+    avail = availability(session, location.id, [lt.id for lt in lots], day, now=held)
     return [(lt, avail[lt.id].at_day) for lt in lots if avail[lt.id].at_day > 0]
 
 
@@ -615,45 +790,58 @@ def stock_as_of(
 ) -> list[StockRow]:
     """End-of-day balances on ``day`` (non-zero only), by location and lot.
 
-    Summed forwards from the first movement, or backwards from the current
-    balances when ``day`` is nearer today: either way one indexed range scan of
-    the movements between."""
+    One statement from the nearest known state: the closing balances of the month
+    before ``day`` plus the movements of its month up to ``day``, or those of its own
+    month less the movements after ``day``; the current balances less the movements
+    after ``day``; or the movements from the first.  At most half a month of
+    movements is summed once the months are closed (see :func:`lock_locations`)."""
     locs = None if location_ids is None else sorted(set(location_ids))
-    first = session.scalar(select(func.min(SupplyMovement.day)))
-    if first is None:
+    m, snap, b = SupplyMovement, SupplyMonthBalance, SupplyBalance
+    first = session.scalar(select(func.min(m.day)))
+    if first is None or day < first:
         return []
-    t = today()
-    backwards = (t - day) < (day - first)
-    m = SupplyMovement
-    if backwards:
-        q_now = select(SupplyBalance.location_id, SupplyBalance.lot_id, SupplyBalance.qty).where(
-            SupplyBalance.qty != 0
-        )
-        q_after = select(m.location_id, m.lot_id, func.sum(m.qty)).where(m.day > day)
-        if locs is not None:
-            q_now = q_now.where(SupplyBalance.location_id.in_(locs))
-            q_after = q_after.where(m.location_id.in_(locs))
-        bal: dict[tuple[int, int], int] = {
-            (loc, lot): qty for loc, lot, qty in session.execute(q_now)
-        }
-        for loc, lot, qty in session.execute(q_after.group_by(m.location_id, m.lot_id)):
-            bal[(loc, lot)] = bal.get((loc, lot), 0) - int(qty)
-    else:
-        q = select(m.location_id, m.lot_id, func.sum(m.qty)).where(m.day <= day)
-        if locs is not None:
-            q = q.where(m.location_id.in_(locs))
-        bal = {
-            (loc, lot): int(qty)
-            for loc, lot, qty in session.execute(q.group_by(m.location_id, m.lot_id))
-        }
+    last = closed_through(session)
+    # (days of movements to sum, base, movements sign, movements after, up to)
+    options: list[tuple[int, int, dt.date | None, int, dt.date | None, dt.date | None]] = [
+        # current balances, backwards (reading every key ever held costs about a
+        # month of movements: zero balances stay in ``supply_balance``)
+        ((today() - day).days + 31, 0, None, -1, day, None),
+        ((day - first).days + 1, 1, None, 1, None, day),  # from the first movement
+    ]
+    if last is not None:
+        month = _month(day)
+        prev = _prev_month(month)
+        if prev <= last:  # closing of the month before, forwards
+            options.append((day.day, 2, prev, 1, month - dt.timedelta(days=1), day))
+        if month <= last:  # closing of the month, backwards
+            end = _next_month(month) - dt.timedelta(days=1)
+            options.append(((end - day).days, 3, month, -1, day, end))
+    _, _, anchor, sign, after, upto = min(options)
+
+    def only(q: Any, column: Any) -> Any:
+        return q if locs is None else q.where(column.in_(locs))
+
+    parts = []
+    if anchor is not None:
+        base = select(snap.location_id, snap.lot_id, snap.qty)
+        parts.append(only(base.where(snap.month == anchor, snap.qty != 0), snap.location_id))
+    elif sign < 0:
+        base = select(b.location_id, b.lot_id, b.qty)
+        parts.append(only(base.where(b.qty != 0), b.location_id))
+    moves = select(m.location_id, m.lot_id, (m.qty if sign > 0 else -m.qty).label("qty"))
+    if after is not None:
+        moves = moves.where(m.day > after)
+    if upto is not None:
+        moves = moves.where(m.day <= upto)
+    parts.append(only(moves, m.location_id))
+    u = union_all(*parts).subquery()
+    total = func.sum(u.c.qty)
+    q = select(u.c.location_id, u.c.lot_id, total).group_by(u.c.location_id, u.c.lot_id)
+    bal = {(loc, lot): int(qty) for loc, lot, qty in session.execute(q.having(total != 0))}
     products = dict(
         ((a, b) for a, b in session.execute(select(SupplyLot.id, SupplyLot.product_id)))
     )
-    return [
-        StockRow(loc, products[lot], lot, qty)
-        for (loc, lot), qty in sorted(bal.items())
-        if qty != 0
-    ]
+    return [StockRow(loc, products[lot], lot, qty) for (loc, lot), qty in sorted(bal.items())]
 
 
 def replay(session: Session) -> dict[tuple[int, int], dict[dt.date, int]]:

@@ -7,6 +7,9 @@ quantity); events are never edited or deleted, corrections are reversals.
 :class:`SupplyBalance` holds the current balance per location and lot, kept in
 step with the movements under the per-location write lock (it equals the sum of
 all movements of that key; the tests replay the ledger to check it).
+:class:`SupplyMonthBalance` holds the closing balance of every key at the end of
+every closed month (a snapshot for reading balances as of any date), kept in step
+by the same writers; :class:`SupplyClosedMonth` records how far it reaches.
 """
 
 from __future__ import annotations
@@ -195,3 +198,34 @@ class SupplyBalance(Base):
     lot_id: Mapped[int] = mapped_column(ForeignKey("supply_lot.id"))
     product_id: Mapped[int] = mapped_column(ForeignKey("supply_product.id"))
     qty: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SupplyMonthBalance(Base):
+    """Closing balance of a lot at a location at the end of a month: the sum of its
+    movements dated on or before the month's last day.
+
+    Rows exist for every closed month (see :class:`SupplyClosedMonth`) and every key
+    whose closing balance that month is not zero (a row may hold 0 after a later
+    correction).  ``month`` is the month's first day."""
+
+    __tablename__ = "supply_month_balance"
+    __table_args__ = (
+        UniqueConstraint("location_id", "lot_id", "month"),
+        Index("ix_supply_month_balance_month_cover", "month", "location_id", "lot_id", "qty"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("supply_location.id"))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("supply_lot.id"))
+    month: Mapped[dt.date] = mapped_column(Date)
+    qty: Mapped[int] = mapped_column(Integer)
+
+
+class SupplyClosedMonth(Base):
+    """A month whose closing balances are in :class:`SupplyMonthBalance` (the latest
+    such month is how far the snapshots reach; every earlier month is there too)."""
+
+    __tablename__ = "supply_closed_month"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    closed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from kaohe.store.models import utcnow
@@ -219,6 +219,14 @@ def generate(
     if sim.events:
         session.execute(insert(SupplyEvent), sim.events)
         session.execute(insert(SupplyMovement), sim.moves)
+        if session.get_bind().dialect.name == "postgresql":
+            # the ids were given: move the sequences past them for later writes
+            for table in ("supply_event", "supply_movement"):
+                session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
+                    )
+                )
     keys = [(k, v) for k, v in sim.bal.items()]
     product_of = {lt.id: lt.product_id for v in sim.lots.values() for lt in v}
     existing = {(b.location_id, b.lot_id): b for b in session.scalars(select(SupplyBalance))}
