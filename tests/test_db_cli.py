@@ -120,6 +120,12 @@ def test_a_damaged_or_foreign_file_is_refused_and_nothing_is_written(
         engine.dispose()
 
 
+def test_backup_into_a_missing_folder_is_an_error(db_url: str, tmp_path: Path) -> None:
+    code, _, err = run("db", "backup", tmp_path / "nowhere" / "b.gz", "--database", db_url)
+    assert code == 2
+    assert "no such folder" in err and "nowhere" in err
+
+
 def test_backup_of_a_database_that_is_not_set_up_is_an_error(tmp_path: Path) -> None:
     code, _, err = run(
         "db", "backup", tmp_path / "b.gz", "--database", f"sqlite:///{tmp_path / 'empty.sqlite'}"

@@ -115,8 +115,14 @@ def backup(engine: Engine, path: Path) -> dict[str, int]:
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     counts: dict[str, int] = {}
+    if not path.parent.is_dir():
+        raise BackupError(f"{path}: no such folder {path.parent}")
     try:
-        with gzip.open(tmp, "wt", encoding="utf-8") as out, _snapshot(engine) as conn:
+        out_file = gzip.open(tmp, "wt", encoding="utf-8")  # noqa: SIM115 (closed below)
+    except OSError as e:
+        raise BackupError(f"{path}: cannot write ({e.strerror or e})") from None
+    try:
+        with out_file as out, _snapshot(engine) as conn:
             revisions = _revisions(conn)
             if not revisions:
                 raise BackupError(
@@ -220,6 +226,8 @@ def _lines(path: Path) -> Iterator[tuple[int, Any]]:
         raise BackupError(f"{path}: the backup is truncated or corrupted ({e})") from None
     except UnicodeDecodeError:
         raise BackupError(f"{path}: not a kaohe backup (not UTF-8 text)") from None
+    except OSError as e:
+        raise BackupError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_header(path: Path) -> dict[str, Any]:
