@@ -284,7 +284,10 @@ def test_publish_rank_explain_and_appeal(
     total_th.click()
     expect(total_th).to_have_attribute("aria-sort", "descending")
     assert _ranking_totals(page) == sorted(totals, reverse=True)
-    page.locator("#ranking thead th", has_text="名次").first.click()
+    rank_th = page.locator("#ranking thead th").first
+    expect(rank_th).to_have_text("名次")
+    rank_th.click()
+    expect(rank_th).to_have_attribute("aria-sort", "ascending")
     assert _ranking_units(page) == ranked
     screenshot(page, "ranking-heatmap")
 
