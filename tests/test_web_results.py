@@ -285,6 +285,7 @@ def test_unapproved_data_is_flagged_before_publishing(app) -> None:  # type: ign
     c = client(app, "assessor_t000")
     page = c.get("/results/T000/2022T1").text
     assert 'id="unapproved"' in page
+    assert "V0000 2022年第1考核期 未提交" in page and " none" not in page
     with transaction(app.state.sessions) as s:
         for child in unit_by_code(s, "T000").children:
             for period in ("2022", "2022T1"):
