@@ -145,6 +145,7 @@ def test_months_close_as_time_passes_and_on_an_existing_ledger(db, su, monkeypat
     # movements; the next write closes every month from the first movement
     db.execute(delete(SupplyMonthBalance))
     db.execute(delete(SupplyClosedMonth))
+    db.commit()  # the upgrade is a transaction of its own (a writer's lock is per transaction)
     assert lg.closed_through(db) is None
     assert {(r.location_id, r.qty) for r in lg.stock_as_of(db, D(2024, 2, 29))} == {
         (su.station.id, 95)

@@ -25,16 +25,33 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Date, Engine, event, func, insert, literal, select, union_all, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Date,
+    Engine,
+    String,
+    bindparam,
+    column,
+    event,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from kaohe.errors import KaoheError
-from kaohe.store.models import AuditEntry, User, utcnow
+from kaohe.store.models import User, utcnow
 from kaohe.supplies.models import (
     ADJUST_REASONS,
     RECEIVE_SOURCES,
@@ -118,41 +135,122 @@ def _queue(engine: Engine) -> threading.Lock:
     return lock
 
 
+#: per transaction (and savepoint): the locations locked and the last closed month
+_LOCKS_KEY = "kaohe.supplies.locks"
+
+
+@dataclass
+class _LockState:
+    ids: set[int]
+    #: the last closed month, once read under the lock (None: no month closed yet)
+    closed: dt.date | None = None
+    known: bool = False
+    #: the month ``closed`` was checked against (the month before today then)
+    target: dt.date | None = None
+
+    def current(self, target: dt.date) -> bool:
+        return self.known and self.target == target
+
+
+def _lock_state(session: Session) -> _LockState | None:
+    """The lock taken in this transaction or an enclosing one still in progress."""
+    states = session.info.get(_LOCKS_KEY)
+    if not states:
+        return None
+    tx = session.get_nested_transaction() or session.get_transaction()
+    while tx is not None:
+        st = states.get(tx)
+        if st is not None and tx.is_active:
+            return st
+        tx = tx.parent
+    return None
+
+
+def _keep_state(session: Session, st: _LockState) -> None:
+    tx = session.get_nested_transaction() or session.get_transaction()
+    states = session.info.setdefault(_LOCKS_KEY, weakref.WeakKeyDictionary())
+    states[tx] = st
+
+
+#: PostgreSQL: read the last closed month and take the advisory lock in one round
+#: trip: shared if the months are closed, else exclusive (the caller closes them)
+_PG_CLOSE_OR_SHARE = text(
+    "SELECT m.closed, CASE WHEN m.closed >= :target "
+    f"THEN pg_advisory_xact_lock_shared({_PG_CLOSE_LOCK})::text "
+    f"ELSE pg_advisory_xact_lock({_PG_CLOSE_LOCK})::text END "
+    "FROM (SELECT max(month) AS closed FROM supply_closed_month) AS m"
+).columns(column("closed", Date), column("lock", String))
+
+_LOCATION_ROWS = (
+    select(SupplyLocation.__table__.c.id)
+    .where(SupplyLocation.__table__.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(SupplyLocation.__table__.c.id)
+    .with_for_update()
+)
+
+
 def lock_locations(session: Session, ids: Iterable[int]) -> None:
     """Serialise writers on these locations until the transaction ends; close the
-    months up to the previous one (monthly snapshots) if nobody has yet."""
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        raw = conn.connection.dbapi_connection
-        # pysqlite opens its (deferred) transaction only before the first DML; the
-        # reads before it ran outside any transaction.  Take the write lock now so
-        # the checks below and the writes see one state (waits busy_timeout).
-        if raw is not None and not raw.in_transaction:
-            # Writers of this process queue on a lock first and are woken as soon as
-            # the previous one has committed; SQLite's busy handler (for writers of
-            # other processes) sleeps in growing steps of up to 100 ms instead.
-            lock = _queue(conn.engine)
-            if lock.acquire(timeout=10):
-                conn.connection.info[_QUEUE_KEY] = lock
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        _close_months(session)
-        return
+    months up to the previous one (monthly snapshots) if nobody has yet.
+
+    Taken once per transaction: later calls (for the same or fewer locations) cost
+    nothing."""
+    _lock(session, ids)
+
+
+def _lock(session: Session, ids: Iterable[int], *, need_closed: bool = True) -> _LockState:
+    """:func:`lock_locations`; with ``need_closed=False`` SQLite leaves reading the
+    last closed month to the caller's next statement (see :func:`_note_closed`)."""
+    wanted = set(ids)
     target = _prev_month(_month(today()))
-    last = closed_through(session)
-    if last is None or last < target:
+    st = _lock_state(session)
+    if st is not None and wanted <= st.ids and (st.current(target) or not need_closed):
+        return st
+    session.flush()  # the checks and writes below run as Core statements
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    if st is None:
+        st = _LockState(set())
+        if sqlite:
+            raw = conn.connection.dbapi_connection
+            # pysqlite opens its (deferred) transaction only before the first DML; the
+            # reads before it ran outside any transaction.  Take the write lock now so
+            # the checks below and the writes see one state (waits busy_timeout).
+            if raw is not None and not raw.in_transaction:
+                # Writers of this process queue on a lock first and are woken as soon
+                # as the previous one has committed; SQLite's busy handler (for writers
+                # of other processes) sleeps in growing steps of up to 100 ms instead.
+                lock = _queue(conn.engine)
+                if lock.acquire(timeout=10):
+                    conn.connection.info[_QUEUE_KEY] = lock
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        _keep_state(session, st)
+    if not sqlite and not st.current(target):
         # closing months reads every location: wait for the writers in flight
-        session.execute(select(func.pg_advisory_xact_lock(_PG_CLOSE_LOCK)))
-        _close_months(session)
-    else:
-        session.execute(select(func.pg_advisory_xact_lock_shared(_PG_CLOSE_LOCK)))
-    wanted = sorted(set(ids))
-    if wanted:
-        session.execute(
-            select(SupplyLocation.id)
-            .where(SupplyLocation.id.in_(wanted))
-            .order_by(SupplyLocation.id)
-            .with_for_update()
-        ).all()
+        # (exclusive); a writer waits for a closing in progress (shared).  The
+        # month read is current when shared was taken (closings never pass the
+        # previous month); after exclusive, _close_months reads it again.
+        closed = conn.execute(_PG_CLOSE_OR_SHARE, {"target": target}).scalar()
+        if closed is None or closed < target:
+            closed = _close_months(session)
+        st.closed, st.known, st.target = closed, True, target
+    if not sqlite:
+        new = sorted(wanted - st.ids)
+        if new:
+            conn.execute(_LOCATION_ROWS, {"ids": new}).all()
+    st.ids |= wanted
+    if need_closed and not st.current(target):
+        _note_closed(session, st, closed_through(session))
+    return st
+
+
+def _note_closed(session: Session, st: _LockState, closed: dt.date | None) -> None:
+    """SQLite, under the write lock: the last closed month as read; close the months
+    up to the previous one if that is short."""
+    target = _prev_month(_month(today()))
+    if closed is None or closed < target:
+        closed = _close_months(session)
+    st.closed, st.known, st.target = closed, True, target
 
 
 # ---------------------------------------------------------------------------
@@ -177,14 +275,15 @@ def closed_through(session: Session) -> dt.date | None:
     return session.scalar(select(func.max(SupplyClosedMonth.month)))
 
 
-def _close_months(session: Session) -> None:
+def _close_months(session: Session) -> dt.date | None:
     """Write the closing balances of every month after the last closed one up to the
     previous month (under the write lock: SQLite's single writer, PostgreSQL's
-    exclusive advisory lock), each from the month before plus its movements."""
+    exclusive advisory lock), each from the month before plus its movements; return
+    the last closed month."""
     target = _prev_month(_month(today()))
     last = closed_through(session)
     if last is not None and last >= target:
-        return
+        return last
     m, snap = SupplyMovement, SupplyMonthBalance
     if last is None:
         first = session.scalar(select(func.min(m.day)))
@@ -214,13 +313,15 @@ def _close_months(session: Session) -> None:
         )
         prev, month = month, nxt
     session.execute(insert(SupplyClosedMonth).values(month=target, closed_at=utcnow()))
+    return target
 
 
-def _update_snapshots(session: Session, day: dt.date, sums: dict[tuple[int, int], int]) -> None:
+def _update_snapshots(
+    session: Session, day: dt.date, sums: dict[tuple[int, int], int], last: dt.date | None
+) -> None:
     """A back-dated event moves the closing balance of its month and every later
-    closed month by its net quantity per key."""
+    closed month (up to ``last``, read under the lock) by its net quantity per key."""
     first = _month(day)
-    last = closed_through(session)
     if last is None or first > last:
         return
     snap = SupplyMonthBalance
@@ -287,14 +388,14 @@ def availability(
     if now is None:
         now = {
             lot: qty
-            for lot, qty in session.execute(
+            for lot, qty in session.connection().execute(
                 select(SupplyBalance.lot_id, SupplyBalance.qty).where(
                     SupplyBalance.location_id == location_id, SupplyBalance.lot_id.in_(lot_ids)
                 )
             )
         }
     later: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
-    for lot, d, qty in session.execute(
+    for lot, d, qty in session.connection().execute(
         select(SupplyMovement.lot_id, SupplyMovement.day, func.sum(SupplyMovement.qty))
         .where(
             SupplyMovement.location_id == location_id,
@@ -305,6 +406,16 @@ def availability(
         .order_by(SupplyMovement.lot_id, SupplyMovement.day)
     ):
         later[lot].append((d, int(qty)))
+    return _availability(now, later, lot_ids, day)
+
+
+def _availability(
+    now: dict[int, int],
+    later: dict[int, list[tuple[dt.date, int]]],
+    lot_ids: Sequence[int],
+    day: dt.date,
+) -> dict[int, Availability]:
+    """From the current balances and the net movements per later date (in date order)."""
     out: dict[int, Availability] = {}
     for lot in lot_ids:
         steps = later.get(lot, [])
@@ -323,11 +434,21 @@ def availability(
 
 @dataclass
 class Line:
+    """One line to post: a signed quantity of a lot at a location."""
+
     location: SupplyLocation
-    lot: SupplyLot
+    lot_id: int
+    product_id: int
+    lot_number: str
     qty: int
     kind: str
     counted: int | None = None
+
+
+def _line(
+    location: SupplyLocation, lot: SupplyLot, qty: int, kind: str, counted: int | None = None
+) -> Line:
+    return Line(location, lot.id, lot.product_id, lot.number, qty, kind, counted)
 
 
 def _check(
@@ -335,36 +456,67 @@ def _check(
     lines: Sequence[Line],
     day: dt.date,
     verified: frozenset[tuple[int, int]] = frozenset(),
+    known: dict[tuple[int, int], Availability] | None = None,
 ) -> None:
     """Reject if any end-of-day balance on ``day`` or later would go negative.
 
     ``verified``: keys whose quantities were taken within their lowest later balance,
-    read under this transaction's lock (FEFO picks): not read again."""
+    read under this transaction's lock (FEFO picks): not read again; ``known``: keys
+    whose availability was read under the lock already."""
     delta: dict[tuple[int, int], int] = defaultdict(int)
-    objs: dict[tuple[int, int], tuple[SupplyLocation, SupplyLot]] = {}
+    objs: dict[tuple[int, int], SupplyLocation] = {}
     for ln in lines:
-        key = (ln.location.id, ln.lot.id)
+        key = (ln.location.id, ln.lot_id)
         delta[key] += ln.qty
-        objs[key] = (ln.location, ln.lot)
+        objs[key] = ln.location
+    known = dict(known or {})
     by_loc: dict[int, list[int]] = defaultdict(list)
     for loc, lot in delta:
-        if delta[(loc, lot)] < 0 and (loc, lot) not in verified:
+        if delta[(loc, lot)] < 0 and (loc, lot) not in verified and (loc, lot) not in known:
             by_loc[loc].append(lot)
     for loc, lots in by_loc.items():
         for lot, av in availability(session, loc, lots, day).items():
-            d = delta[(loc, lot)]
-            if av.lowest + d < 0:
-                when, bal = next((w, b + d) for w, b in av.path if b + d < 0)
-                raise NegativeStock(*objs[(loc, lot)], when, bal)
+            known[(loc, lot)] = av
+    for key, d in delta.items():
+        if d >= 0 or key in verified:
+            continue
+        av = known[key]
+        if av.lowest + d < 0:
+            when, bal = next((w, b + d) for w, b in av.path if b + d < 0)
+            lot_obj = session.get(SupplyLot, key[1])
+            assert lot_obj is not None
+            raise NegativeStock(objs[key], lot_obj, when, bal)
 
 
-def _next_seq(session: Session, location_id: int, month: str) -> int:
-    last = session.scalar(
-        select(func.max(SupplyEvent.seq)).where(
-            SupplyEvent.location_id == location_id, SupplyEvent.month == month
+_T = SupplyEvent.metadata.tables
+_EV, _MV, _BAL = _T["supply_event"], _T["supply_movement"], _T["supply_balance"]
+_LOT, _CM, _AUDIT = _T["supply_lot"], _T["supply_closed_month"], _T["audit_entry"]
+_INSERT_EVENT = insert(_EV)
+_INSERT_MOVES = insert(_MV)
+_INSERT_AUDIT = insert(_AUDIT)
+_NEXT_SEQ = select(func.max(_EV.c.seq)).where(
+    _EV.c.location_id == bindparam("loc"), _EV.c.month == bindparam("month")
+)
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_balance(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (location, lot) DO UPDATE: add to the current balance."""
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        ins: Any = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(_BAL)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[_BAL.c.location_id, _BAL.c.lot_id],
+            set_={"qty": _BAL.c.qty + ins.excluded.qty},
         )
-    )
-    return int(last or 0) + 1
+        _UPSERTS[dialect] = stmt
+    return stmt
+
+
+def _one_or_many(rows: list[dict[str, Any]]) -> Any:
+    return rows[0] if len(rows) == 1 else rows
 
 
 def _post(
@@ -380,75 +532,93 @@ def _post(
     reverses: SupplyEvent | None = None,
     note: str = "",
     verified: frozenset[tuple[int, int]] = frozenset(),
+    known: dict[tuple[int, int], Availability] | None = None,
+    seq: int | None = None,
 ) -> SupplyEvent:
+    """Check and append an event under the lock (taken by the caller): Core statements
+    only — the event, its lines (one statement), the balances (one upsert), the
+    snapshots of closed months (back-dated events only) and the audit entry.
+
+    ``seq``: the next document number of the location and month if read under the
+    lock already."""
     if not lines:
         raise LedgerError("没有可登记的数量 (nothing to record)")
-    _check(session, lines, day, verified)
+    _check(session, lines, day, verified, known)
+    st = _lock(session, {ln.location.id for ln in lines})
+    conn = session.connection()
     month = f"{day:%Y-%m}"
-    seq = _next_seq(session, location.id, month)
-    event = SupplyEvent(
-        doc_no=f"{location.code}-{day:%Y%m}-{seq:04d}",
-        location_id=location.id,
-        month=month,
-        seq=seq,
-        kind=kind,
-        day=day,
-        reason=reason,
-        counterpart_id=counterpart.id if counterpart else None,
-        reverses_id=reverses.id if reverses else None,
-        note=note,
-        created_by_id=by.id if by else None,
-    )
-    session.add(event)
-    session.flush()
-    # Core statements from here on: one round trip each, no unit of work
-    session.execute(
-        insert(SupplyMovement),
-        [
-            {
-                "event_id": event.id,
-                "location_id": ln.location.id,
-                "product_id": ln.lot.product_id,
-                "lot_id": ln.lot.id,
-                "day": day,
-                "kind": ln.kind,
-                "qty": ln.qty,
-                "counted": ln.counted,
-            }
-            for ln in lines
-        ],
+    if seq is None:
+        seq = int(conn.execute(_NEXT_SEQ, {"loc": location.id, "month": month}).scalar() or 0) + 1
+    values: dict[str, Any] = {
+        "doc_no": f"{location.code}-{day:%Y%m}-{seq:04d}",
+        "location_id": location.id,
+        "month": month,
+        "seq": seq,
+        "kind": kind,
+        "day": day,
+        "reason": reason,
+        "counterpart_id": counterpart.id if counterpart else None,
+        "reverses_id": reverses.id if reverses else None,
+        "note": note,
+        "created_at": utcnow(),
+        "created_by_id": by.id if by else None,
+    }
+    key = conn.execute(_INSERT_EVENT, values).inserted_primary_key
+    assert key is not None
+    event_id = key[0]
+    conn.execute(
+        _INSERT_MOVES,
+        _one_or_many(
+            [
+                {
+                    "event_id": event_id,
+                    "location_id": ln.location.id,
+                    "product_id": ln.product_id,
+                    "lot_id": ln.lot_id,
+                    "day": day,
+                    "kind": ln.kind,
+                    "qty": ln.qty,
+                    "counted": ln.counted,
+                }
+                for ln in lines
+            ]
+        ),
     )
     sums: dict[tuple[int, int], int] = defaultdict(int)
     product_of: dict[int, int] = {}
     for ln in lines:
-        sums[(ln.location.id, ln.lot.id)] += ln.qty
-        product_of[ln.lot.id] = ln.lot.product_id
-    b = SupplyBalance
-    for (loc, lot), qty in sums.items():
-        done = session.execute(
-            update(b)
-            .where(b.location_id == loc, b.lot_id == lot)
-            .values(qty=b.qty + qty)
-            .execution_options(synchronize_session=False)
-        )
-        if not getattr(done, "rowcount", 0):
-            session.execute(
-                insert(b).values(location_id=loc, lot_id=lot, product_id=product_of[lot], qty=qty)
-            )
-    _update_snapshots(session, day, sums)
-    summary = "; ".join(f"{ln.location.code} {ln.lot.number} {ln.qty:+d}" for ln in lines)
-    session.execute(
-        insert(AuditEntry).values(
-            at=utcnow(),
-            user_id=by.id if by else None,
-            action=f"supplies.{kind}",
-            unit_id=location.org_unit_id,
-            period=month,
-            key=event.doc_no,
-            new=summary[:2000],
-            reason=note or reason,
-        )
+        sums[(ln.location.id, ln.lot_id)] += ln.qty
+        product_of[ln.lot_id] = ln.product_id
+    conn.execute(
+        _upsert_balance(conn.dialect.name),
+        _one_or_many(
+            [
+                {"location_id": loc, "lot_id": lot, "product_id": product_of[lot], "qty": qty}
+                for (loc, lot), qty in sums.items()
+            ]
+        ),
     )
+    _update_snapshots(session, day, sums, st.closed)
+    summary = "; ".join(f"{ln.location.code} {ln.lot_number} {ln.qty:+d}" for ln in lines)
+    conn.execute(
+        _INSERT_AUDIT,
+        {
+            "at": values["created_at"],
+            "user_id": values["created_by_id"],
+            "action": f"supplies.{kind}",
+            "unit_id": location.org_unit_id,
+            "period": month,
+            "key": values["doc_no"],
+            "old": None,
+            "new": summary[:2000],
+            "reason": note or reason,
+        },
+    )
+    # the event as a persistent object without a flush or a read (its lines and
+    # related rows load when asked for)
+    event = SupplyEvent(id=event_id, **values)
+    make_transient_to_detached(event)
+    session.add(event)
     return event
 
 
@@ -485,6 +655,63 @@ def get_or_create_lot(
     return lot
 
 
+@dataclass(frozen=True)
+class _LotInfo:
+    id: int
+    product_id: int
+    number: str
+    expiry: dt.date
+
+
+def _stock_read(by_lot: bool) -> Any:
+    """One statement under the lock: a location's held lots of a product (or the named
+    lot) with their expiry, their net movements per later date, and a header row with
+    the location's last document number of the month and the last closed month."""
+    b, lt, m = _BAL, _LOT, _MV
+    cond = b.c.lot_id == bindparam("lot") if by_lot else b.c.product_id == bindparam("product")
+    held = (
+        select(
+            literal_column("0").label("k"),
+            b.c.lot_id,
+            b.c.qty,
+            lt.c.expiry.label("day"),
+            lt.c.number,
+        )
+        .select_from(b.join(lt, lt.c.id == b.c.lot_id))
+        .where(b.c.location_id == bindparam("loc"), b.c.qty != 0, cond)
+    )
+    if by_lot:
+        later_lots = m.c.lot_id == bindparam("lot")
+    else:
+        keys = select(b.c.lot_id).where(b.c.location_id == bindparam("loc"), b.c.qty != 0, cond)
+        later_lots = m.c.lot_id.in_(keys.scalar_subquery())
+    later = (
+        select(literal_column("1"), m.c.lot_id, func.sum(m.c.qty), m.c.day, null())
+        .where(m.c.location_id == bindparam("loc"), later_lots, m.c.day > bindparam("day"))
+        .group_by(m.c.lot_id, m.c.day)
+    )
+    head = select(
+        literal_column("2"),
+        literal_column("0"),
+        _NEXT_SEQ.scalar_subquery(),
+        select(func.max(_CM.c.month)).scalar_subquery(),
+        null(),
+    )
+    return union_all(held, later, head)
+
+
+_READ_PRODUCT = _stock_read(False)
+_READ_LOT = _stock_read(True)
+
+
+@dataclass
+class _Picked:
+    lots: list[tuple[_LotInfo, int]]
+    verified: frozenset[tuple[int, int]]
+    known: dict[tuple[int, int], Availability]
+    seq: int
+
+
 def _pick(
     session: Session,
     location: SupplyLocation,
@@ -494,9 +721,10 @@ def _pick(
     lot: SupplyLot | None,
     *,
     allow_expired: bool = False,
-) -> tuple[list[tuple[SupplyLot, int]], frozenset[tuple[int, int]]]:
-    """Lots and quantities to take on ``day``: the named lot, else FEFO; and the keys
-    whose later balances were read here (they allow what is taken)."""
+) -> _Picked:
+    """Lots and quantities to take on ``day``: the named lot, else FEFO (the keys whose
+    later balances allow what is taken are ``verified``), read in one statement under
+    the lock with the next document number of the location and ``day``'s month."""
     _check_qty(qty)
     if lot is not None:
         if lot.product_id != product.id:
@@ -506,16 +734,39 @@ def _pick(
                 f"批号 {lot.number} 已于 {lot.expiry.isoformat()} 过期，不能发出 "
                 "(expired lots cannot be issued)"
             )
-        return [(lot, qty)], frozenset()
-    held = current_balances(session, location.id, product.id)
-    lots = [
-        lt
-        for lt in session.scalars(select(SupplyLot).where(SupplyLot.id.in_(list(held))))
-        if allow_expired or not is_expired(lt, day)
-    ]
+    st = _lock(session, [location.id], need_closed=False)
+    params: dict[str, Any] = {"loc": location.id, "day": day, "month": f"{day:%Y-%m}"}
+    if lot is not None:
+        params["lot"] = lot.id
+    else:
+        params["product"] = product.id
+    stmt = _READ_PRODUCT if lot is None else _READ_LOT
+    held: dict[int, int] = {}
+    infos: list[_LotInfo] = []
+    later: dict[int, list[tuple[dt.date, int]]] = defaultdict(list)
+    seq, closed = 1, None
+    for k, lot_id, q, d, number in session.connection().execute(stmt, params):
+        if k == 0:
+            held[lot_id] = int(q)
+            infos.append(_LotInfo(lot_id, product.id, number, d))
+        elif k == 1:
+            later[lot_id].append((d, int(q)))
+        else:
+            seq, closed = int(q or 0) + 1, d
+    if not st.current(_prev_month(_month(today()))):
+        _note_closed(session, st, closed)
+    if lot is not None:
+        av = _availability(held, later, [lot.id], day)
+        return _Picked(
+            [(_LotInfo(lot.id, lot.product_id, lot.number, lot.expiry), qty)],
+            frozenset(),
+            {(location.id, lot.id): av[lot.id]},
+            seq,
+        )
+    lots = [lt for lt in infos if allow_expired or lt.expiry >= day]
     lots.sort(key=lambda lt: (lt.expiry, lt.number, lt.id))
-    avail = availability(session, location.id, [lt.id for lt in lots], day, now=held)
-    picked: list[tuple[SupplyLot, int]] = []
+    avail = _availability(held, later, [lt.id for lt in lots], day)
+    picked: list[tuple[_LotInfo, int]] = []
     need = qty
     for lt in lots:
         take = min(need, max(0, avail[lt.id].lowest))
@@ -523,12 +774,18 @@ def _pick(
             picked.append((lt, take))
             need -= take
         if need == 0:
-            return picked, frozenset((location.id, lt.id) for lt, _ in picked)
+            return _Picked(picked, frozenset((location.id, lt.id) for lt, _ in picked), {}, seq)
     have = qty - need
     raise LedgerError(
         f"{location.name} 在 {day.isoformat()} 可用的未过期 {product.name} 只有 {have} "
         f"{product.unit}，不足 {qty} (only {have} usable in stock)"
     )
+
+
+def _picked_lines(location: SupplyLocation, picked: _Picked, sign: int, kind: str) -> list[Line]:
+    return [
+        Line(location, lt.id, lt.product_id, lt.number, sign * q, kind) for lt, q in picked.lots
+    ]
 
 
 def receive(
@@ -553,7 +810,7 @@ def receive(
         kind="receive",
         location=location,
         day=day,
-        lines=[Line(location, lot, q, "receive") for lot, q in lines],
+        lines=[_line(location, lot, q, "receive") for lot, q in lines],
         by=by,
         reason=source,
         note=note,
@@ -578,10 +835,10 @@ def transfer(
         raise LedgerError("调出和调入地点相同 (source and destination are the same)")
     if not dest.is_open:
         raise LedgerError(f"{dest.name} 已关闭，不能调入 (destination is closed)")
-    lock_locations(session, [source.id, dest.id])
-    picked, verified = _pick(session, source, product, qty, day, lot)
-    lines = [Line(source, lt, -q, "transfer_out") for lt, q in picked]
-    lines += [Line(dest, lt, q, "transfer_in") for lt, q in picked]
+    _lock(session, [source.id, dest.id], need_closed=False)
+    picked = _pick(session, source, product, qty, day, lot)
+    lines = _picked_lines(source, picked, -1, "transfer_out")
+    lines += _picked_lines(dest, picked, 1, "transfer_in")
     return _post(
         session,
         kind="transfer",
@@ -591,7 +848,9 @@ def transfer(
         by=by,
         counterpart=dest,
         note=note,
-        verified=verified,
+        verified=picked.verified,
+        known=picked.known,
+        seq=picked.seq,
     )
 
 
@@ -608,17 +867,18 @@ def issue(
 ) -> SupplyEvent:
     """Free distribution (a count, no recipient): FEFO unless a lot is named; never expired lots."""
     _check_day(day)
-    lock_locations(session, [location.id])
-    picked, verified = _pick(session, location, product, qty, day, lot)
+    picked = _pick(session, location, product, qty, day, lot)  # locks the location
     return _post(
         session,
         kind="issue",
         location=location,
         day=day,
-        lines=[Line(location, lt, -q, "issue") for lt, q in picked],
+        lines=_picked_lines(location, picked, -1, "issue"),
         by=by,
         note=note,
-        verified=verified,
+        verified=picked.verified,
+        known=picked.known,
+        seq=picked.seq,
     )
 
 
@@ -644,7 +904,7 @@ def adjust(
         kind="adjust",
         location=location,
         day=day,
-        lines=[Line(location, lot, ADJUST_REASONS[reason] * qty, "adjust")],
+        lines=[_line(location, lot, ADJUST_REASONS[reason] * qty, "adjust")],
         by=by,
         reason=reason,
         note=note,
@@ -675,7 +935,7 @@ def count(
     lock_locations(session, [location.id])
     avail = availability(session, location.id, [lot.id for lot, _ in counted], day)
     lines = [
-        Line(location, lot, c - avail[lot.id].at_day, "count", counted=c) for lot, c in counted
+        _line(location, lot, c - avail[lot.id].at_day, "count", counted=c) for lot, c in counted
     ]
     return _post(
         session,
@@ -722,7 +982,7 @@ def clear_expired(
         kind="adjust",
         location=location,
         day=day,
-        lines=[Line(location, lot, -q, "adjust") for lot, q in found],
+        lines=[_line(location, lot, -q, "adjust") for lot, q in found],
         by=by,
         reason="expired",
         note=note or "清理过期药具",
@@ -759,7 +1019,7 @@ def reverse(
             )
         )
     }
-    lines = [Line(locs[ln.location_id], ln.lot, -ln.qty, ln.kind) for ln in event.lines]
+    lines = [_line(locs[ln.location_id], ln.lot, -ln.qty, ln.kind) for ln in event.lines]
     return _post(
         session,
         kind="reversal",
