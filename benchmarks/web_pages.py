@@ -198,7 +198,11 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-    print(f"{args.requests} requests, {args.clients} clients, {wall:.1f} s wall")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"{args.requests} requests, {args.clients} clients, {args.workers} worker(s), "
+        f"{wall:.1f} s wall, load average {load}"
+    )
     print(f"{'page':<10}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'errors':>8}")
     worst = 0.0
     for kind, rows in res.items():

@@ -30,14 +30,21 @@ templates.env.globals["STATE_LABELS"] = {
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+    *,
+    csrf: str | None = None,
 ) -> HTMLResponse:
+    """``name`` rendered for the request.  ``csrf``: what to put where the CSRF token goes
+    (a placeholder, for a page cached across requests and sessions), instead of the token."""
     lang = language(request)
     ctx: dict[str, Any] = {
         "user": getattr(request.state, "user", None),
         "lang": lang,
         "_": translator(lang),
-        "csrf_token": csrf_token(request),
+        "csrf_token": csrf if csrf is not None else csrf_token(request),
         "time": lambda v: local_time(v, lang),
         "date": lambda v: local_date(v, lang),
         "period_label": lambda p: period_label(p, lang),

@@ -17,14 +17,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
 from sqlalchemy.orm import Session
 
 from kaohe.auth.permissions import Forbidden, can_read
 from kaohe.engine.evaluate import rank_col
-from kaohe.engine.explain import Explanation, _add_outcomes, explain_unit
+from kaohe.engine.explain import Explanation, _add_outcomes, _explanation, explain_unit
 from kaohe.engine.explain import to_json as explanation_json
-from kaohe.engine.reference import steps_of
+from kaohe.engine.reference import assessed_groups, dataset_values, score_units, steps_of
 from kaohe.engine.result import ScoreResult
 from kaohe.numbers import fmt2
 from kaohe.periods import Period, PeriodKind, parse_period
@@ -43,8 +42,9 @@ from kaohe.workflow.publish import (
     periods_of,
     previous_period,
     published,
+    rulebook_for,
 )
-from kaohe.workflow.scoring import GroupInputs, group_inputs, rulebook_of
+from kaohe.workflow.scoring import GroupInputs, group_inputs
 from kaohe.workflow.units import group_of
 
 FULL = "full"
@@ -343,7 +343,7 @@ def ranking(
     if mode == FULL:
         fp = fingerprint(session, group, p.year)
         _, doc = live_result(session, group, p, fp)
-        _, rb = rulebook_of(session, group)
+        _, rb = rulebook_for(session, group)
         if pub is not None:
             comparison = compare_live(session, group, pub, fp)
     else:
@@ -422,7 +422,7 @@ def explain(
     """The live term-by-term explanation of ``unit``: ranks, flags and outcomes from
     the group's cached scores (no re-scoring of the group), the unit's terms from
     the reference interpreter."""
-    version, rb = rulebook_of(session, group)
+    version, rb = rulebook_for(session, group)
     fp = fp if fp is not None else fingerprint(session, group, p.year)
     key = (db_key(session), group.id, str(p), unit, version.id, *fp)
     with _LOCK:
@@ -433,13 +433,89 @@ def explain(
     result, _ = live_result(session, group, p, fp)
     ranks = _ranks_of(session, group, rb, result, p, unit, fp)
     inputs = _cached_inputs(session, group, p.year, fp, version.id)
-    expl = explain_unit(inputs.rulebook, inputs.dataset, inputs.units, p, unit, ranks=ranks)
+    expl = _explain_one(inputs, p, unit, ranks)
     _add_outcomes(inputs.rulebook, expl, result, unit)
     with _LOCK:
         _EXPL[key] = expl
         while len(_EXPL) > 2048:
             _EXPL.popitem(last=False)
     return expl
+
+
+@dataclass
+class _GroupValues:
+    """What :func:`kaohe.engine.explain.explain_unit` derives from a group's inputs
+    before it scores one unit, derived once per group, year and data."""
+
+    groups: dict[str, str | None]
+    names: dict[str, str]
+    values: dict[str, dict[str, dict[str, float | None]]]
+
+
+_VALUES: OrderedDict[int, tuple[GroupInputs, int, _GroupValues]] = OrderedDict()
+
+
+def _group_values(inputs: GroupInputs, year: int) -> _GroupValues:
+    with _LOCK:
+        hit = _VALUES.get(id(inputs))
+        if hit is not None and hit[0] is inputs and hit[1] == year:
+            return hit[2]
+    rb, dataset, units = inputs.rulebook, inputs.dataset, inputs.units
+    out = _GroupValues(
+        assessed_groups(rb, dataset.units(), units),
+        units.name_of() if units is not None else {},
+        dataset_values(rb, dataset, year),
+    )
+    with _LOCK:
+        _VALUES[id(inputs)] = (inputs, year, out)  # the inputs are kept: ids stay unique
+        while len(_VALUES) > 32:
+            _VALUES.popitem(last=False)
+    return out
+
+
+def _explain_one(inputs: GroupInputs, p: Period, unit: str, ranks: dict[str, int]) -> Explanation:
+    """``explain_unit(..., ranks=ranks)`` of a group's own inputs (one rank group: the
+    group's children), with the group's values read once for all its units."""
+    rb = inputs.rulebook
+    how, steps = steps_of(rb, p)
+    keys = [str(p)]
+    if how != "step":
+        keys += [str(Period(p.year, rb.model.periods.step, k)) for k in steps]
+    gv = _group_values(inputs, p.year)
+    if unit not in gv.groups or any(k not in ranks for k in keys):
+        return explain_unit(rb, inputs.dataset, inputs.units, p, unit, ranks=ranks)
+    res = score_units(
+        rb, {unit: gv.values.get(unit, {})}, gv.groups, p, {unit: dict(ranks)}, detail={unit}
+    )[unit]
+    group = gv.groups[unit]
+    group_name = gv.names.get(group, group) if group is not None else None
+    return _explanation(rb, res, p, gv.names.get(unit, unit), group_name)
+
+
+#: per score result (kept, so that ids stay unique): unit -> rank, unit -> step ranks
+_RANKS: OrderedDict[int, tuple[ScoreResult, dict[str, int], dict[str, dict[str, int]]]] = (
+    OrderedDict()
+)
+
+
+def _rank_maps(result: ScoreResult) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    with _LOCK:
+        hit = _RANKS.get(id(result))
+        if hit is not None and hit[0] is result:
+            return hit[1], hit[2]
+    t = result.table
+    ranks = dict(zip(t["unit"].to_list(), t["rank"].to_list(), strict=True))
+    steps: dict[str, dict[str, int]] = {}
+    if result.steps is not None:
+        units = result.steps["unit"].to_list()
+        for col in result.steps.columns:
+            if col != "unit":
+                steps[col] = dict(zip(units, result.steps[col].to_list(), strict=True))
+    with _LOCK:
+        _RANKS[id(result)] = (result, ranks, steps)
+        while len(_RANKS) > 512:
+            _RANKS.popitem(last=False)
+    return ranks, steps
 
 
 def _ranks_of(
@@ -451,24 +527,23 @@ def _ranks_of(
     unit: str,
     fp: tuple[Any, ...],
 ) -> dict[str, int]:
-    row = result.table.filter(pl.col("unit") == unit)
-    if row.height == 0:
+    table, step_ranks = _rank_maps(result)
+    if unit not in table:
         from kaohe.workflow.units import NotFound
 
         raise NotFound(f"unit '{unit}' has no result for {p} in {group.code}")
-    ranks = {str(p): int(row["rank"][0])}
+    ranks = {str(p): int(table[unit])}
     how, steps = steps_of(rb, p)
     if how == "step":
         return ranks
     step = rb.model.periods.step
     for k in steps:
         sp = Period(p.year, step, k)
-        if result.steps is not None and rank_col(k) in result.steps.columns:
-            s = result.steps.filter(pl.col("unit") == unit)
-            ranks[str(sp)] = int(s[rank_col(k)][0])
+        if rank_col(k) in step_ranks:
+            ranks[str(sp)] = int(step_ranks[rank_col(k)][unit])
         else:
             sub, _ = live_result(session, group, sp, fp)
-            ranks[str(sp)] = int(sub.table.filter(pl.col("unit") == unit)["rank"][0])
+            ranks[str(sp)] = int(_rank_maps(sub)[0][unit])
     return ranks
 
 
@@ -476,6 +551,8 @@ def clear_caches() -> None:
     with _LOCK:
         _INPUTS.clear()
         _EXPL.clear()
+        _VALUES.clear()
+        _RANKS.clear()
 
 
 # ---------------------------------------------------------------- the unit page
@@ -555,7 +632,7 @@ def unit_view(
 
             raise NotFound(f"unit '{unit.code}' has no result for {p}")
         expl = explain(session, group, p, unit.code, fp)
-        _, rb = rulebook_of(session, group)
+        _, rb = rulebook_for(session, group)
         if published_record is not None:
             changed = published_record != live_record
         trend = _trend_live(session, group, rb, p, unit.code, fp)

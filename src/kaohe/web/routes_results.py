@@ -3,8 +3,12 @@ and the public pages (published results only, no login)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import secrets
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,8 +20,8 @@ from kaohe.auth.permissions import Forbidden, can_read, can_review
 from kaohe.io.notice import build_notice, write_notice_docx
 from kaohe.io.payment_sheet import payment_sheet_rows, write_payment_sheet, yuan_text
 from kaohe.io.xlsx_report import write_xlsx_report
-from kaohe.store.models import OrgUnit, User
-from kaohe.web.deps import CurrentUser, Db, SignedIn, language
+from kaohe.store.models import OrgUnit, User, utcnow
+from kaohe.web.deps import CurrentUser, Db, SignedIn, csrf_token, language
 from kaohe.web.render import render
 from kaohe.web.results_view import (
     FULL,
@@ -39,7 +43,9 @@ from kaohe.workflow.appeals import (
 )
 from kaohe.workflow.payments import approve, can_sign_approve, can_sign_review, review, sheet_for
 from kaohe.workflow.publish import (
+    change_stamp,
     check_period,
+    db_key,
     group_by_code,
     live_result,
     periods_of,
@@ -84,11 +90,82 @@ def results_index(request: Request, db: Db, user: SignedIn) -> Response:
 # ---------------------------------------------------------------- ranking
 
 
+# ---------------------------------------------------------------- rendered pages (cached)
+
+#: what stands for the CSRF token in a cached page (replaced by the request's own token)
+_CSRF_SLOT = "kaohe-csrf-slot-" + secrets.token_hex(16)
+_CSRF_SLOT_BYTES = _CSRF_SLOT.encode()
+#: (database, path, access mode, user id, language) -> (change stamp, expires (naive UTC)
+#: or None, the page's bytes split at the CSRF token)
+_PAGES: OrderedDict[tuple[Any, ...], tuple[tuple[int, int], dt.datetime | None, list[bytes]]] = (
+    OrderedDict()
+)
+_PAGES_LOCK = threading.Lock()
+PAGE_CACHE_SIZE = 1024
+
+
+def _page_key(request: Request, db: Db, user: User | None, mode: str) -> tuple[Any, ...]:
+    """A rendered page is reused only for the same path, access mode, user (its name,
+    role and rights are in the page) and language, while nothing was committed."""
+    return (
+        db_key(db),
+        request.url.path,
+        mode,
+        None if user is None else user.id,
+        language(request),
+    )
+
+
+def _cached_page(request: Request, key: tuple[Any, ...], stamp: tuple[int, int]) -> Response | None:
+    with _PAGES_LOCK:
+        hit = _PAGES.get(key)
+        if hit is not None:
+            _PAGES.move_to_end(key)
+    if hit is None or hit[0] != stamp or (hit[1] is not None and utcnow() >= hit[1]):
+        return None
+    return _page_response(request, hit[2])
+
+
+def _page_response(request: Request, parts: list[bytes]) -> Response:
+    token = csrf_token(request).encode()
+    return HTMLResponse(token.join(parts))
+
+
+def _render_cached(
+    request: Request,
+    key: tuple[Any, ...],
+    stamp: tuple[int, int],
+    name: str,
+    context: dict[str, Any],
+    expires: dt.datetime | None = None,
+) -> Response:
+    """Render ``name`` with a placeholder for the CSRF token, keep it under ``key`` for
+    ``stamp`` (until ``expires``), and answer with the request's own token filled in."""
+    body = bytes(render(request, name, context, csrf=_CSRF_SLOT).body)
+    parts = body.split(_CSRF_SLOT_BYTES)
+    with _PAGES_LOCK:
+        _PAGES[key] = (stamp, expires, parts)
+        _PAGES.move_to_end(key)
+        while len(_PAGES) > PAGE_CACHE_SIZE:
+            _PAGES.popitem(last=False)
+    return _page_response(request, parts)
+
+
+def clear_page_cache() -> None:
+    with _PAGES_LOCK:
+        _PAGES.clear()
+
+
 def _ranking_page(
     request: Request, db: Db, user: User | None, group: str, period: str, public: bool
 ) -> Response:
+    stamp = change_stamp(db)  # before anything the page shows is read
     g = group_by_code(db, group)
-    mode = PUBLISHED if public else group_mode(db, user, g)
+    mode = PUBLISHED if public else group_mode(db, user, g)  # access: checked every time
+    key = _page_key(request, db, user, mode)
+    cached = _cached_page(request, key, stamp)
+    if cached is not None:
+        return cached
     view = ranking(db, user, g, period, mode)
     if public and view.publication is None:
         from kaohe.workflow.units import NotFound
@@ -97,8 +174,10 @@ def _ranking_page(
     history = publication_history(db, g, str(view.period)) if mode == FULL else []
     base = "/public" if public else "/results"
     table_html, heat_json = ranking_html(view, base, language(request)) if view.rows else ("", "")
-    return render(
+    return _render_cached(
         request,
+        key,
+        stamp,
         "results/group.html",
         {
             "view": view,
@@ -152,13 +231,18 @@ def _unit_page(
     unit: str,
     public: bool,
 ) -> Response:
+    stamp = change_stamp(db)  # before anything the page shows is read
     g = group_by_code(db, group)
     u = unit_by_code(db, unit)
-    mode = PUBLISHED if public else unit_mode(db, user, g, u)
+    mode = PUBLISHED if public else unit_mode(db, user, g, u)  # access: checked every time
     if public and u.parent_id != g.id:
         from kaohe.workflow.units import NotFound
 
         raise NotFound(f"unit '{u.code}' is not assessed by {g.code}")
+    key = _page_key(request, db, user, mode)
+    cached = _cached_page(request, key, stamp)
+    if cached is not None:
+        return cached
     view = unit_view(db, user, g, u, period, mode)
     appeals = [] if public or user is None else visible_appeals(db, user, unit=u, period=period)
     pub = view.publication
@@ -170,8 +254,11 @@ def _unit_page(
         and pub is not None
         and appeal_open(pub)
     )
-    return render(
+    deadline = appeal_deadline(pub) if pub is not None else None
+    return _render_cached(
         request,
+        key,
+        stamp,
         "results/unit.html",
         {
             "view": view,
@@ -181,13 +268,15 @@ def _unit_page(
             "base": "/public" if public else "/results",
             "appeals": appeals,
             "may_appeal": may_appeal,
-            "deadline": appeal_deadline(pub) if pub is not None else None,
+            "deadline": deadline,
             "can_answer": (not public) and can_review(db, user, g),
             "trend_json": _json(view.trend),
             "flag_labels": {c: f.label for c, f in view.rulebook.model.flags.items()}
             if view.rulebook
             else {},
         },
+        # the appeal form (and the "window closed" note) change when the window closes
+        expires=deadline if deadline is not None and utcnow() <= deadline else None,
     )
 
 

@@ -11,13 +11,16 @@ unit (:func:`diff_results`).  Every publication is audited.
 from __future__ import annotations
 
 import json
+import os
+import re
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from kaohe.auth.permissions import Forbidden, can_review
@@ -27,7 +30,15 @@ from kaohe.errors import KaoheError
 from kaohe.output import to_json_dict
 from kaohe.periods import Period, PeriodError, PeriodKind, parse_period
 from kaohe.rulebook.loader import LoadedRulebook
-from kaohe.store.models import AuditEntry, DataValue, OrgUnit, Publication, Submission, User
+from kaohe.store.models import (
+    AuditEntry,
+    DataValue,
+    OrgUnit,
+    Publication,
+    RulebookVersion,
+    Submission,
+    User,
+)
 from kaohe.workflow.rulebooks import loaded
 from kaohe.workflow.scoring import data_fingerprint, rulebook_of, score_group
 from kaohe.workflow.units import NotFound, unit_by_code
@@ -42,6 +53,18 @@ class PublishError(KaoheError):
 
 
 # ---------------------------------------------------------------- lookups
+def rulebook_for(session: Session, group: OrgUnit) -> tuple[RulebookVersion, LoadedRulebook]:
+    """:func:`kaohe.workflow.scoring.rulebook_of`, looked up once per session until
+    anything is written (a results page asks for it a dozen times)."""
+    memo: dict[Any, tuple[RulebookVersion, LoadedRulebook]] = session.info.setdefault(
+        "kaohe_rulebooks", {}
+    )
+    key = (_CHANGES[0], group.rulebook)
+    hit = memo.get(key)
+    if hit is None:
+        memo.clear()
+        hit = memo[key] = rulebook_of(session, group)
+    return hit
 
 
 def group_by_code(session: Session, code: str) -> OrgUnit:
@@ -58,7 +81,7 @@ def check_period(session: Session, group: OrgUnit, period: str) -> Period:
         p = parse_period(period)
     except PeriodError as e:
         raise NotFound(str(e)) from None
-    _, rb = rulebook_of(session, group)
+    _, rb = rulebook_for(session, group)
     try:
         plan_period(rb, p)
     except KaoheError as e:
@@ -69,17 +92,17 @@ def check_period(session: Session, group: OrgUnit, period: str) -> Period:
 def periods_of(session: Session, group: OrgUnit) -> list[str]:
     """Every period the group's rulebook assesses, for each year the group has data:
     steps in order, then longer periods (quarters), then the year."""
-    _, rb = rulebook_of(session, group)
+    key = (db_key(session), group.id, -1)
+    stamp = change_stamp(session)
+    now = time.monotonic()
+    with _FP_LOCK:
+        hit = _PERIODS.get(key)
+        if hit is not None and hit[0] == stamp and now - hit[1] < FINGERPRINT_TTL:
+            return list(hit[2])
+    _, rb = rulebook_for(session, group)
     ids = [c.id for c in group.children]
     if not ids:
         return []
-    key = (db_key(session), group.id, -1)
-    now = time.monotonic()
-    with _FP_LOCK:
-        gen = _GEN[0]
-        hit = _PERIODS.get(key)
-        if hit is not None and hit[0] == gen and now - hit[1] < FINGERPRINT_TTL:
-            return list(hit[2])
     years = sorted(
         {
             int(str(p)[:4])
@@ -98,7 +121,7 @@ def periods_of(session: Session, group: OrgUnit) -> list[str]:
             out += [str(q) for q in year.subperiods(PeriodKind.QUARTER)]
         out.append(str(year))
     with _FP_LOCK:
-        _PERIODS[key] = (gen, now, out)
+        _PERIODS[key] = (stamp, now, out)
     return list(out)
 
 
@@ -127,7 +150,7 @@ def has_data(session: Session, group: OrgUnit, year: int) -> bool:
 
 def data_periods(session: Session, group: OrgUnit, p: Period) -> list[str]:
     """The data rows ``p`` is scored from: the year row and the steps it reads."""
-    _, rb = rulebook_of(session, group)
+    _, rb = rulebook_for(session, group)
     plan = plan_period(rb, p)
     step = rb.model.periods.step
     steps = [str(Period(p.year, step, k)) for k in plan.data_steps]
@@ -155,16 +178,26 @@ def unapproved(session: Session, group: OrgUnit, p: Period) -> list[tuple[str, s
     return out
 
 
-# ---------------------------------------------------------------- data fingerprints (memoised)
+# ---------------------------------------------------------------- change stamps
 
-#: a fingerprint is reused for at most this many seconds (changes made by another
-#: process, e.g. a CLI import while the server runs, show up after at most this long)
-FINGERPRINT_TTL = 2.0
+#: a memoised fingerprint (and the period list) is reused for at most this many
+#: seconds even when no change was seen (a safety net: every committed write, by
+#: this process or another, is seen at once through :func:`change_stamp`)
+FINGERPRINT_TTL = 60.0
 
-_GEN = [0]  # bumped when a transaction that wrote data values commits in this process
-_FP: dict[tuple[str, int, int], tuple[int, float, tuple[Any, ...]]] = {}
+#: bumped when a transaction that wrote anything the results pages show commits (or
+#: rolls back: a reader in its window may have cached what it wrote) in this process,
+#: and when :func:`change_stamp` sees a commit made through another connection
+_CHANGES = [0]
+_FP: dict[tuple[str, int, int], tuple[tuple[int, int], float, tuple[Any, ...]]] = {}
 _FP_LOCK = threading.Lock()
-_PERIODS: dict[tuple[str, int, int], tuple[int, float, list[str]]] = {}
+_PERIODS: dict[tuple[str, int, int], tuple[tuple[int, int], float, list[str]]] = {}
+
+_WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)', re.I)
+_READ_HEADS = ("SELECT", "PRAGMA", "SAVEPOINT", "RELEASE", "BEGIN", "COMMIT", "ROLLBACK", "SHOW")
+#: writes to these tables do not change what any results page shows (sign-ins, sign-outs
+#: and API-token use); the session and its user are read afresh on every request anyway
+UNTRACKED_TABLES = frozenset({"user_session", "api_token"})
 
 
 def db_key(session: Session) -> str:
@@ -172,45 +205,111 @@ def db_key(session: Session) -> str:
     return str(session.get_bind().engine.url)
 
 
-def _touches_data(statement: str) -> bool:
-    head = statement.lstrip()[:6].upper()
-    return head in ("INSERT", "UPDATE", "DELETE") and "data_value" in statement
+def _tracked_write(statement: str) -> bool:
+    """Whether ``statement`` may change what a results page shows (unknown statements
+    that are not plain reads count as writes)."""
+    m = _WRITE.match(statement)
+    if m is not None:
+        return m.group(1).lower() not in UNTRACKED_TABLES
+    head = statement.lstrip()[:9].upper()
+    return not head.startswith(_READ_HEADS) and not head.startswith("WITH")
 
 
 @event.listens_for(Engine, "after_cursor_execute")
 def _note_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-    if _touches_data(statement):
+    if _tracked_write(statement):
         with _FP_LOCK:
-            _GEN[0] += 1  # also now: readers in this transaction's window do not cache
-        conn.info["kaohe_data_written"] = True
+            _CHANGES[0] += 1  # also now: readers in this transaction's window do not cache
+        conn.info["kaohe_changed"] = True
 
 
 @event.listens_for(Engine, "commit")
-def _bump_on_commit(conn: Any) -> None:
-    if conn.info.pop("kaohe_data_written", False):
-        with _FP_LOCK:
-            _GEN[0] += 1
-
-
 @event.listens_for(Engine, "rollback")
-def _forget_on_rollback(conn: Any) -> None:
-    conn.info.pop("kaohe_data_written", None)
+def _bump_on_end(conn: Any) -> None:
+    if conn.info.pop("kaohe_changed", False):
+        with _FP_LOCK:
+            _CHANGES[0] += 1
+
+
+#: per SQLite file: a connection of its own that only ever asks ``PRAGMA data_version``
+#: (which changes whenever another connection, of any process, commits), the file's
+#: identity (a file replaced by a restore is watched afresh) and the last version seen
+_SENTINELS: OrderedDict[str, tuple[sqlite3.Connection, tuple[int, int], int]] = OrderedDict()
+#: per PostgreSQL database: the last transaction snapshot seen
+_PG_SNAPSHOTS: dict[str, str] = {}
+
+
+def _sqlite_changed(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    ident = (st.st_dev, st.st_ino)
+    with _FP_LOCK:
+        hit = _SENTINELS.get(path)
+        if hit is None or hit[1] != ident:
+            if hit is not None:
+                hit[0].close()
+            conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            _SENTINELS[path] = (conn, ident, version)
+            _SENTINELS.move_to_end(path)
+            while len(_SENTINELS) > 8:
+                _SENTINELS.popitem(last=False)[1][0].close()
+            return True  # not watched until now
+        conn, _, seen = hit
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == seen:
+            return False
+        _SENTINELS[path] = (conn, ident, version)
+        return True
+
+
+def change_stamp(session: Session) -> tuple[int, int]:
+    """A value that changes whenever anything a results page shows may have changed:
+    a tracked write committed in this process, or any commit by another connection or
+    process (SQLite: ``PRAGMA data_version`` of a watching connection; PostgreSQL: the
+    transaction snapshot, which moves with every committed write in the cluster).  Other
+    databases: the in-process writes and a :data:`FINGERPRINT_TTL` time bucket.
+
+    Read it *before* reading what is cached under it: a change in between makes the
+    entry stale at once, never the other way round."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # as the queries this stamp stands for would (autoflush)
+    url = session.get_bind().engine.url
+    backend = url.get_backend_name()
+    changed = False
+    bucket = 0
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        changed = _sqlite_changed(url.database)
+    elif backend == "postgresql":
+        snap = str(session.execute(text("SELECT txid_current_snapshot()::text")).scalar())
+        key = str(url)
+        with _FP_LOCK:
+            changed = _PG_SNAPSHOTS.get(key) != snap
+            _PG_SNAPSHOTS[key] = snap
+    else:
+        bucket = int(time.monotonic() // FINGERPRINT_TTL)
+    with _FP_LOCK:
+        if changed:
+            _CHANGES[0] += 1
+        return (_CHANGES[0], bucket)
 
 
 def fingerprint(session: Session, group: OrgUnit, year: int) -> tuple[Any, ...]:
-    """:func:`kaohe.workflow.scoring.data_fingerprint`, memoised until data values are
-    written in this process (or for :data:`FINGERPRINT_TTL` seconds): the aggregate
-    over the group's values is the costliest query of a results page."""
+    """:func:`kaohe.workflow.scoring.data_fingerprint`, memoised until anything is
+    committed (:func:`change_stamp`; at most :data:`FINGERPRINT_TTL` seconds): the
+    aggregate over the group's values is the costliest query of a results page."""
     key = (db_key(session), group.id, year)
+    stamp = change_stamp(session)
     now = time.monotonic()
     with _FP_LOCK:
-        gen = _GEN[0]
         hit = _FP.get(key)
-        if hit is not None and hit[0] == gen and now - hit[1] < FINGERPRINT_TTL:
+        if hit is not None and hit[0] == stamp and now - hit[1] < FINGERPRINT_TTL:
             return hit[2]
     fp = data_fingerprint(session, group, year)
     with _FP_LOCK:
-        _FP[key] = (gen, now, fp)
+        _FP[key] = (stamp, now, fp)
     return fp
 
 
@@ -227,7 +326,7 @@ def live_result(
     """The live score of ``group`` for ``period`` and its JSON document (both cached
     while the data is unchanged).  ``fingerprint``: the group's data fingerprint for
     the period's year, when the caller already has it."""
-    version, _ = rulebook_of(session, group)
+    version, _ = rulebook_for(session, group)
     if fp is None:
         fp = fingerprint(session, group, period.year)
     key = (db_key(session), group.id, str(period), version.id, *fp)
@@ -410,7 +509,7 @@ def publish(
             f"appeal_days: {appeal_days!r} is not a whole number of days from 0 to "
             f"{MAX_APPEAL_DAYS} (申诉期天数应为 0–{MAX_APPEAL_DAYS} 的整数)"
         )
-    version, _ = rulebook_of(session, group)
+    version, _ = rulebook_for(session, group)
     _, doc = live_result(session, group, p)
     previous = published(session, group, p)
     number = 1
@@ -477,7 +576,7 @@ def compare_live(
     published figures themselves are never touched)."""
     p = parse_period(pub.period)
     _, live = live_result(session, group, p, fp)
-    version, _ = rulebook_of(session, group)
+    version, _ = rulebook_for(session, group)
     return Comparison(pub, diff_results(doc_of(pub), live), version.id != pub.rulebook_version_id)
 
 

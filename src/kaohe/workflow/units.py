@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,12 +31,30 @@ def all_units(session: Session) -> list[OrgUnit]:
     return list(session.scalars(select(OrgUnit).order_by(OrgUnit.sort, OrgUnit.code)))
 
 
+#: (database, change stamp) -> children of each unit id; see :func:`subtree_ids`
+_TREE: dict[str, tuple[Any, dict[int | None, list[int]]]] = {}
+_TREE_LOCK = threading.Lock()
+
+
 def subtree_ids(session: Session, root_id: int) -> set[int]:
-    """``root_id`` and every unit below it."""
-    rows = session.execute(select(OrgUnit.id, OrgUnit.parent_id)).all()
-    children: dict[int | None, list[int]] = {}
-    for uid, pid in rows:
-        children.setdefault(pid, []).append(uid)
+    """``root_id`` and every unit below it (the tree is read once per change stamp:
+    :func:`kaohe.workflow.publish.change_stamp`, so any committed write re-reads it)."""
+    from kaohe.workflow.publish import change_stamp, db_key
+
+    db = db_key(session)
+    stamp = change_stamp(session)
+    with _TREE_LOCK:
+        hit = _TREE.get(db)
+    if hit is not None and hit[0] == stamp:
+        children = hit[1]
+    else:
+        children = {}
+        for uid, pid in session.execute(select(OrgUnit.id, OrgUnit.parent_id)).all():
+            children.setdefault(pid, []).append(uid)
+        with _TREE_LOCK:
+            _TREE[db] = (stamp, children)
+            while len(_TREE) > 16:
+                _TREE.pop(next(iter(_TREE)))
     out: set[int] = set()
     todo = [root_id]
     while todo:
