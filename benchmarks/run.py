@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from rich.console import Console
@@ -242,8 +246,17 @@ def compare(engine_csv: Path, baseline_csv: Path) -> tuple[bool, str]:
 # --- main --------------------------------------------------------------------------------
 
 
+def in_child(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a fresh process.  The peak RSS a child reports (``os.wait4``)
+    includes this process's own peak at the time it was started (Linux copies it at
+    exec), so the work that takes memory here (generating data, comparing outputs)
+    is kept out of this process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def bench(size: int, fmt: str, repeat: int, period: str, baseline_only: bool) -> Row:
-    files = ensure_data(size)
+    files = in_child(ensure_data, size)
     data, units = files[fmt], files["units"]
     tag = f"{size}-{fmt}"
     engine_out = OUT_DIR / f"engine-{tag}.csv"
@@ -280,7 +293,7 @@ def bench(size: int, fmt: str, repeat: int, period: str, baseline_only: bool) ->
         OUT_DIR / f"load-{tag}.log",
     )
     if row.engine.ok and row.baseline.ok:
-        row.agree, row.disagreement = compare(engine_out, baseline_out)
+        row.agree, row.disagreement = in_child(compare, engine_out, baseline_out)
     return row
 
 
