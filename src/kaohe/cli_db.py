@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
 
 from kaohe.errors import KaoheError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by the commands that use it (fast start-up)
+    from sqlalchemy import Engine
 
 app = typer.Typer(
     help="The database: upgrade (migrations), current revision, backup, restore",

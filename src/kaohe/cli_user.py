@@ -8,16 +8,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from kaohe.errors import KaoheError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by the commands that use it (fast start-up)
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="Users: add, change passwords, disable (县、乡镇、村用户)", no_args_is_help=True
@@ -48,6 +48,8 @@ def _fail(message: str, code: int = 2) -> None:
 @contextmanager
 def _session(database: str | None) -> Iterator[Session]:
     """One transaction on the (migrated) database; errors exit 2 with a message."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from kaohe.store.db import current_revisions, database_url, make_engine, session_factory
 
     url = database_url(database)
@@ -114,6 +116,8 @@ def add(
         _fail(f"未知角色 '{role}' (unknown role '{role}': use one of {', '.join(ROLES)})")
     with _session(database) as s:
         # check the name and unit before asking for a password
+        from sqlalchemy import select
+
         from kaohe.auth.users import USERNAME, check_unit
         from kaohe.store.models import User
         from kaohe.workflow.units import unit_by_code
