@@ -179,3 +179,21 @@ def test_a_back_dated_event_moves_every_later_closed_month(db, su, monkeypatch) 
     check_snapshots(db)
     assert [x.qty for x in lg.stock_as_of(db, D(2024, 6, 14))] == [57]
     assert [x.qty for x in lg.stock_as_of(db, D(2024, 6, 15))] == [50]
+
+
+def test_months_closed_in_a_savepoint_that_rolls_back_are_closed_again(db, su, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = [D(2024, 3, 15)]
+    monkeypatch.setattr(lg, "today", lambda: clock[0])
+    a = lg.get_or_create_lot(db, su.condom, "A", D(2030, 1, 1))
+    lg.receive(db, su.station, D(2024, 1, 10), [(a, 100)])
+    db.commit()
+    assert lg.closed_through(db) == D(2024, 2, 1)
+    clock[0] = D(2024, 5, 2)  # March and April are due
+    with pytest.raises(lg.LedgerError), db.begin_nested():
+        lg.issue(db, su.station, D(2024, 5, 1), su.condom, 1000)  # closes them, then refused
+    # the closing went with the savepoint; the lock taken in it is gone too
+    assert lg.closed_through(db) == D(2024, 2, 1)
+    lg.issue(db, su.station, D(2024, 4, 20), su.condom, 5)  # back-dated into April
+    assert lg.closed_through(db) == D(2024, 4, 1)
+    check_snapshots(db)
+    assert [x.qty for x in lg.stock_as_of(db, D(2024, 4, 30))] == [95]

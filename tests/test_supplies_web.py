@@ -386,3 +386,37 @@ def test_english_catalog_covers_the_pages(app) -> None:  # type: ignore[no-untyp
     c.get("/lang/en?next=/points")
     r = c.get("/points")
     assert "Find a free contraceptive distribution point" in r.text
+
+
+def test_api_issue_with_a_keepers_token(app) -> None:  # type: ignore[no-untyped-def]
+    from kaohe.auth.sessions import create_api_token
+    from kaohe.auth.users import user_by_name
+
+    with transaction(app.state.sessions) as s:
+        token, _ = create_api_token(s, user_by_name(s, "reporter_v0000"), "cabinet")
+        other, _ = create_api_token(s, user_by_name(s, "reporter_v0001"), "none kept")
+    c = Client(app)
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"location": "P00", "product": "C", "qty": 7, "day": "2024-02-01"}
+    r = c.post("/api/supplies/issue", json=body, headers=auth)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json() == {"doc_no": "P00-202402-0001", "lines": [{"lot": "A", "qty": -7}]}
+    r = c.post("/api/supplies/issue", json={**body, "day": None}, headers=auth)  # today
+    assert r.status_code == 200 and r.json()["lines"] == [{"lot": "A", "qty": -7}]
+    assert balance(app, "P00") == 86
+    before = n_events(app)
+    # more than the point holds: refused whole, with the reason; nothing written
+    r = c.post("/api/supplies/issue", json={**body, "qty": 87}, headers=auth)
+    assert r.status_code == 400 and "不足" in r.text
+    # a back-dated issue that would break a later balance (before the point's stock)
+    r = c.post("/api/supplies/issue", json={**body, "day": "2024-01-03"}, headers=auth)
+    assert r.status_code == 400
+    # another point, another keeper's token, no token
+    assert (
+        c.post("/api/supplies/issue", json={**body, "location": "P01"}, headers=auth).status_code
+        == 403
+    )
+    other_auth = {"Authorization": f"Bearer {other}"}
+    assert c.post("/api/supplies/issue", json=body, headers=other_auth).status_code == 403
+    assert c.post("/api/supplies/issue", json=body).status_code == 401
+    assert n_events(app) == before and balance(app, "P00") == 86

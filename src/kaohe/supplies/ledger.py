@@ -198,6 +198,15 @@ def lock_locations(session: Session, ids: Iterable[int]) -> None:
     _lock(session, ids)
 
 
+def begin_write(session: Session) -> None:
+    """Start a ledger write before a request's own reads and changes: SQLite takes its
+    single writer lock now (queued in-process), so the request's pending changes (an
+    API token's last use) are written under it rather than through SQLite's sleeping
+    busy handler; PostgreSQL waits for a closing of months in progress.  The event's
+    locations are locked later (:func:`lock_locations`)."""
+    _lock(session, (), need_closed=False)
+
+
 def _lock(session: Session, ids: Iterable[int], *, need_closed: bool = True) -> _LockState:
     """:func:`lock_locations`; with ``need_closed=False`` SQLite leaves reading the
     last closed month to the caller's next statement (see :func:`_note_closed`)."""
@@ -206,7 +215,6 @@ def _lock(session: Session, ids: Iterable[int], *, need_closed: bool = True) -> 
     st = _lock_state(session)
     if st is not None and wanted <= st.ids and (st.current(target) or not need_closed):
         return st
-    session.flush()  # the checks and writes below run as Core statements
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     if st is None:
@@ -225,6 +233,9 @@ def _lock(session: Session, ids: Iterable[int], *, need_closed: bool = True) -> 
                     conn.connection.info[_QUEUE_KEY] = lock
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
         _keep_state(session, st)
+    # pending ORM changes (e.g. an API token's last use) go in under the write lock;
+    # the checks and writes below are Core statements on the connection (no autoflush)
+    session.flush()
     if not sqlite and not st.current(target):
         # closing months reads every location: wait for the writers in flight
         # (exclusive); a writer waits for a closing in progress (shared).  The
@@ -1127,6 +1138,7 @@ __all__ = [
     "NegativeStock",
     "adjust",
     "availability",
+    "begin_write",
     "clear_expired",
     "count",
     "expired_lots",

@@ -15,10 +15,12 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from kaohe.auth.permissions import Forbidden
 from kaohe.auth.users import user_by_name
@@ -320,6 +322,11 @@ def adjust_post(
 @router.post("/supplies/count", include_in_schema=False)
 async def count_post(request: Request, db: Db, user: SignedIn) -> Response:
     form = await request.form()
+    # the ledger blocks (its write lock): off the event loop, like the sync routes
+    return await run_in_threadpool(_count_post, request, db, user, form)
+
+
+def _count_post(request: Request, db: Session, user: User, form: FormData) -> Response:
     loc = sv.location_by_code(db, str(form.get("location", "")))
     if not sv.count_allowed(db, user, loc):
         raise Forbidden("无权盘点该地点 (not allowed to count here)")
@@ -570,7 +577,7 @@ def import_page(request: Request, db: Db, user: SignedIn) -> Response:
 
 
 @router.post("/supplies/import/{what}", include_in_schema=False)
-async def import_post(
+def import_post(
     request: Request,
     what: str,
     db: Db,
@@ -580,7 +587,7 @@ async def import_post(
 ) -> Response:
     if user.role not in ("admin", "assessor"):
         raise Forbidden()
-    data = await file.read()
+    data = file.file.read()
     name = file.filename or "upload.xlsx"
     try:
         if what == "points":
@@ -797,15 +804,16 @@ def api_expiring(db: Db, user: SignedIn, within: str = "6m", as_of: str | None =
 
 
 @router.post("/api/supplies/issue", tags=["supplies"])
-async def api_issue(request: Request, db: Db, user: SignedIn) -> Any:
-    """Record an issue: ``{"location": "P00", "product": "C", "qty": 10, "day": "2026-01-05", "lot": null}``."""
-    body = await request.json()
+def api_issue(db: Db, user: SignedIn, body: Annotated[dict[str, Any], Body()]) -> Any:
+    """Record an issue: ``{"location": "P00", "product": "C", "qty": 10, "day": "2026-01-05", "lot": null}``.
+
+    A sync route (the thread pool): the ledger's write lock blocks, never on the event loop."""
+    ledger.begin_write(db)  # before the look-ups flush the token's last use (SQLite)
     loc = sv.location_by_code(db, str(body.get("location", "")))
     sv.require_keep(db, user, loc)
     p = sv.product_by_code(db, str(body.get("product", "")))
     lot = sv.lot_of(db, p, str(body["lot"])) if body.get("lot") else None
-    ledger.lock_locations(db, [loc.id])
-    ev = ledger.issue(
+    ev = ledger.issue(  # locks the location
         db, loc, _day(body.get("day")), p, _int(str(body.get("qty", "")), "数量"), lot=lot, by=user
     )
     return {
