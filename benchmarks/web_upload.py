@@ -73,11 +73,14 @@ def main() -> None:
     ap.add_argument("--villages", type=int, default=2500)
     ap.add_argument("--scenario", choices=("update", "insert"), default="update")
     ap.add_argument("--database-url", default=None, help="an empty database (default: temp SQLite)")
+    ap.add_argument("--save-workbook", type=Path, default=None, help="also save the template here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         url = args.database_url or f"sqlite:///{tmp / 'bench.sqlite'}"
         workbook = setup(url, args.villages, tmp)
+        if args.save_workbook:
+            args.save_workbook.write_bytes(workbook)
         engine = make_engine(url)
         with transaction(session_factory(engine)) as s:
             if args.scenario == "insert":

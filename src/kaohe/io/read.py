@@ -35,6 +35,7 @@ import csv
 import difflib
 import io
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -555,7 +556,164 @@ def read_xlsx_rows(path: Path, file: str) -> list[tuple[str, list[tuple[int, lis
     return out
 
 
+#: the type attribute of a cell holding an Excel error (#DIV/0!, #N/A, …) in a worksheet's XML
+_ERROR_CELL = (b' t="e"', b" t='e'")
+
+
+class _Unreadable(Exception):
+    """fastexcel read a sheet in an unexpected shape (read it with openpyxl instead)."""
+
+
+def _has_error_cells(path: Path) -> bool:
+    """Whether a worksheet of the workbook has an error cell (``t="e"``).
+
+    fastexcel (calamine) reads error cells as empty, which would silently drop a
+    ``#DIV/0!`` that a clerk's formula left in a value cell; such workbooks are
+    read with openpyxl instead, which reports the cell as not a number.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                    continue
+                data = z.read(name)
+                if any(marker in data for marker in _ERROR_CELL):
+                    return True
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError):
+        return False  # fastexcel reports what is wrong with the file
+    return False
+
+
+def _text_cells(name: str, *, period: bool = False) -> pl.Expr:
+    """Text of cells as fastexcel renders it, made like openpyxl's values: booleans in
+    upper case, dates in ISO form; a date on the 1st in the period column is the month
+    (Excel turns a typed 2022-03 into the date 2022-03-01)."""
+    c = pl.col(name)
+    iso = c.str.replace(r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})$", "${1}T${2}")
+    if period:
+        iso = (
+            pl.when(c.str.contains(r"^\d{4}-\d{2}-01(?: 00:00:00)?$"))
+            .then(c.str.slice(0, 7))
+            .otherwise(iso)
+        )
+    return pl.when(c.is_in(["true", "false"])).then(c.str.to_uppercase()).otherwise(iso).alias(name)
+
+
 def _read_xlsx_sheets(path: Path, file: str, rb: LoadedRulebook) -> list[_Sheet]:
+    """Every sheet whose row 1 is a header with unit and period columns, read by
+    fastexcel (calamine, into Arrow and Polars): cells as text and value columns a
+    second time as numbers (the text of a fractional number is rounded by fastexcel;
+    the numbers are exact).  Falls back to openpyxl for workbooks with error cells
+    or a sheet fastexcel cannot load."""
+    import fastexcel
+
+    try:
+        reader = fastexcel.read_excel(str(path))
+        names = reader.sheet_names
+    except fastexcel.FastExcelError as e:
+        raise _fail(f"cannot open as an Excel workbook (.xlsx): {e}", file) from None
+    if _has_error_cells(path):
+        return _read_xlsx_sheets_openpyxl(path, file, rb)
+    sheets: list[_Sheet] = []
+    try:
+        for order, title in enumerate(names):
+            sheet = _fastexcel_sheet(reader, order, title, rb)
+            if sheet is not None:
+                sheets.append(sheet)
+    except (fastexcel.FastExcelError, _Unreadable):
+        return _read_xlsx_sheets_openpyxl(path, file, rb)
+    return _some_sheets(sheets, file)
+
+
+def _fastexcel_sheet(reader: Any, order: int, title: str, rb: LoadedRulebook) -> _Sheet | None:
+    # header_row=None with skip_rows=0 keeps leading empty rows: frame row i is sheet row i+1
+    ws = reader.load_sheet(order, header_row=None, skip_rows=0, dtypes="string")
+    raw = ws.to_polars()
+    if raw.width == 0 or raw.height == 0:
+        return None
+    # calamine drops leading empty columns: put them back so that letters are right
+    info = ws.available_columns()
+    offset = min(c.absolute_index for c in info)
+    frame = raw.rename({c.name: f"c{c.absolute_index}" for c in info})
+    if offset:
+        frame = frame.select(
+            *[pl.lit(None, pl.String).alias(f"c{i}") for i in range(offset)], pl.all()
+        )
+    width = frame.width
+    cols = [f"c{i}" for i in range(width)]
+    filled = pl.any_horizontal(
+        [pl.col(c).is_not_null() & (pl.col(c).str.strip_chars() != "") for c in cols]
+    )
+    frame = frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+    frame = frame.filter(filled)
+    if not frame.height or frame.item(0, ROW) != 1:
+        return None
+    header = _classify(list(frame.row(0))[1:], rb)
+    if not header.has_unit_and_period:
+        return None  # instructions or other sheets
+    rows = frame.slice(1)
+    period = header.find(PERIOD)
+    text_cols = [
+        _text_cells(c, period=period is not None and c == f"c{period.index}") for c in cols
+    ]
+    value_idx = [c.index for c in _value_keys(header)]
+    if not value_idx:
+        return _sheet_from_strings(title, order, header, rows.with_columns(text_cols))
+    # use_columns takes absolute indices; the columns are named by relative ones
+    ws_numbers = reader.load_sheet(
+        order, header_row=None, skip_rows=0, dtypes="float", use_columns=value_idx
+    )
+    numbers = ws_numbers.to_polars()
+    if numbers.height != raw.height:
+        raise _Unreadable("fastexcel: sheet heights differ")  # pragma: no cover
+    by_name = {c.name: c.absolute_index for c in ws_numbers.selected_columns}
+    numbers = (
+        numbers.rename({n: f"_f{by_name[n]}" for n in numbers.columns})
+        .with_row_index(ROW, offset=1)
+        .with_columns(pl.col(ROW).cast(pl.Int64))
+    )
+    rows = rows.join(numbers, on=ROW, how="left", maintain_order="left")
+    # a value cell is its number; text that is not a number stays text (reported later)
+    exprs: list[pl.Expr] = []
+    flags = rows.select([_not_number(f"c{i}").any().alias(f"c{i}") for i in value_idx]).row(0)
+    for i, bad in zip(value_idx, flags, strict=True):
+        stripped = pl.col(f"c{i}").str.strip_chars()
+        number = pl.coalesce(pl.col(f"_f{i}"), stripped.cast(pl.Float64, strict=False))
+        if bad:
+            exprs.append(
+                pl.when(_not_number(f"c{i}"))
+                .then(_text_cells(f"c{i}"))
+                .otherwise(number.cast(pl.String))
+                .alias(f"c{i}")
+            )
+        else:
+            exprs.append(number.alias(f"c{i}"))
+    value_set = set(value_idx)
+    rows = rows.with_columns(
+        *[e for e, c in zip(text_cols, cols, strict=True) if int(c[1:]) not in value_set], *exprs
+    ).drop([f"_f{i}" for i in value_idx])
+    return _sheet_from_strings(title, order, header, rows)
+
+
+def _not_number(name: str) -> pl.Expr:
+    """A cell with text that is not a number (ignoring surrounding spaces)."""
+    s = pl.col(name).str.strip_chars()
+    return s.is_not_null() & (s != "") & s.cast(pl.Float64, strict=False).is_null()
+
+
+def _some_sheets(sheets: list[_Sheet], file: str) -> list[_Sheet]:
+    if not sheets:
+        raise _fail(
+            "no sheet has a header row (row 1) with unit and period columns "
+            "(单位代码 / 期间, or unit / period)",
+            file,
+            row=1,
+        )
+    return sheets
+
+
+def _read_xlsx_sheets_openpyxl(path: Path, file: str, rb: LoadedRulebook) -> list[_Sheet]:
+    """The workbook read cell by cell with openpyxl (slow; used for error cells, see below)."""
     sheets: list[_Sheet] = []
     for order, (title, rows) in enumerate(read_xlsx_rows(path, file)):
         if not rows or rows[0][0] != 1:
@@ -578,14 +736,7 @@ def _read_xlsx_sheets(path: Path, file: str, rb: LoadedRulebook) -> list[_Sheet]
             schema={ROW: pl.Int64, **{k: pl.String for k in data}},
         )
         sheets.append(_sheet_from_strings(title, order, header, frame))
-    if not sheets:
-        raise _fail(
-            "no sheet has a header row (row 1) with unit and period columns "
-            "(单位代码 / 期间, or unit / period)",
-            file,
-            row=1,
-        )
-    return sheets
+    return _some_sheets(sheets, file)
 
 
 # ---------------------------------------------------------------------- Parquet
