@@ -82,11 +82,41 @@ def wait_up(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> No
     raise SystemExit("uvicorn did not start")
 
 
-async def run_clients(
-    base: str, token: str, pairs: list[tuple[str, str]], clients: int, requests: int, seed: int
-) -> dict[str, list[tuple[float, bool]]]:
-    from kaohe.auth.sessions import SESSION_COOKIE
+class RawClient:
+    """A lean HTTP/1.1 keep-alive client (asyncio streams): the clients share the two
+    cores with the server, and httpx spends about a millisecond of CPU per request."""
 
+    def __init__(self, host: str, port: int, cookie: str) -> None:
+        self.host, self.port, self.cookie = host, port, cookie
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Cookie: {self.cookie}\r\n\r\n".encode()
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+        if "content-length" not in headers:
+            raise RuntimeError(f"{path}: no Content-Length (chunked responses not supported)")
+        body = await self.reader.readexactly(int(headers["content-length"]))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def make_jobs(pairs: list[tuple[str, str]], requests: int, seed: int) -> list[tuple[str, str]]:
     groups = sorted({g for g, _ in pairs})
     rng = random.Random(seed)
     jobs: list[tuple[str, str]] = []
@@ -97,12 +127,22 @@ async def run_clients(
         else:
             g, u = rng.choice(pairs)
             jobs.append(("unit", f"/results/{g}/{period}/{u}"))
+    return jobs
+
+
+async def run_clients(
+    base: str, token: str, jobs: list[tuple[str, str]], clients: int, lean: bool
+) -> dict[str, list[tuple[float, bool]]]:
+    from kaohe.auth.sessions import SESSION_COOKIE
+
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     for j in jobs:
         queue.put_nowait(j)
-    out: dict[str, list[tuple[float, bool]]] = {"ranking": [], "unit": []}
+    out: dict[str, list[tuple[float, bool]]] = {}
+    host, port = base.removeprefix("http://").split(":")
 
     async def worker() -> None:
+        raw = RawClient(host, int(port), f"{SESSION_COOKIE}={token}") if lean else None
         async with httpx.AsyncClient(
             base_url=base, cookies={SESSION_COOKIE: token}, timeout=60
         ) as c:
@@ -110,17 +150,40 @@ async def run_clients(
                 try:
                     kind, path = queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    return
+                    break
                 t = time.perf_counter()
                 try:
-                    r = await c.get(path)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
+                    if raw is not None:
+                        status, _ = await raw.get(path)
+                    else:
+                        status = (await c.get(path)).status_code
+                    ok = status == 200
+                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, RuntimeError):
                     ok = False
-                out[kind].append((time.perf_counter() - t, ok))
+                    if raw is not None:
+                        await raw.close()
+                out.setdefault(kind, []).append((time.perf_counter() - t, ok))
+        if raw is not None:
+            await raw.close()
 
     await asyncio.gather(*(worker() for _ in range(clients)))
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its child processes (uvicorn's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(d.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -140,7 +203,14 @@ def main() -> int:
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    ap.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="raw: a lean keep-alive HTTP/1.1 client (default); httpx: httpx.AsyncClient",
+    )
     args = ap.parse_args()
+    lean = args.client == "raw"
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
@@ -173,35 +243,41 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_up(base, proc)
-            from kaohe.auth.sessions import SESSION_COOKIE
-
+            first: dict[str, str] = {}
+            for g, u in pairs:
+                first.setdefault(g, u)
+            warm = [
+                ("warm", path)
+                for g, u in sorted(first.items())
+                for p in PERIODS
+                for path in (f"/results/{g}/{p}", f"/results/{g}/{p}/{u}")
+            ]
             t0 = time.perf_counter()
-            with httpx.Client(base_url=base, cookies={SESSION_COOKIE: token}, timeout=120) as c:
-                first = {}
-                for g, u in pairs:
-                    first.setdefault(g, u)
-                for g, u in sorted(first.items()):
-                    for p in PERIODS:
-                        for path in (f"/results/{g}/{p}", f"/results/{g}/{p}/{u}"):
-                            r = c.get(path)
-                            if r.status_code != 200:
-                                print(f"warm-up {path}: HTTP {r.status_code}")
+            # every worker process keeps its own caches: repeat the warm-up over
+            # concurrent connections so that each worker is likely to see each page
+            for _ in range(1 if args.workers == 1 else 2 * args.workers):
+                done = asyncio.run(run_clients(base, token, warm, args.clients, lean))
+                bad = sum(1 for _, ok in done["warm"] if not ok)
+                if bad:
+                    print(f"warm-up: {bad} requests failed")
             print(
                 "warm-up (each township: its ranking pages and one unit page per period): "
                 f"{time.perf_counter() - t0:.1f} s"
             )
+            jobs = make_jobs(pairs, args.requests, args.seed)
+            cpu0 = cpu_seconds(proc.pid)
             t0 = time.perf_counter()
-            res = asyncio.run(
-                run_clients(base, token, pairs, args.clients, args.requests, args.seed)
-            )
+            res = asyncio.run(run_clients(base, token, jobs, args.clients, lean))
             wall = time.perf_counter() - t0
+            server_cpu = cpu_seconds(proc.pid) - cpu0
         finally:
             proc.terminate()
             proc.wait(timeout=20)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"{args.requests} requests, {args.clients} clients, {args.workers} worker(s), "
-        f"{wall:.1f} s wall, load average {load}"
+        f"{args.requests} requests, {args.clients} {args.client} clients, {args.workers} "
+        f"worker(s), {wall:.1f} s wall, load average {load}; server CPU "
+        f"{server_cpu * 1000 / args.requests:.1f} ms per request"
     )
     print(f"{'page':<10}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'errors':>8}")
     worst = 0.0

@@ -10,6 +10,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kaohe import __version__
@@ -40,22 +41,7 @@ def create_app(
     app.state.demo = demo
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        new = getattr(request.state, "new_csrf", None)
-        if new and not request.cookies.get(CSRF_COOKIE):
-            response.set_cookie(
-                CSRF_COOKIE,
-                new,
-                httponly=True,
-                samesite="lax",
-                secure=request.url.scheme == "https",
-            )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> Response:
@@ -78,6 +64,41 @@ def create_app(
     for router in _routers():
         app.include_router(router)
     return app
+
+
+class SecurityHeaders:
+    """Security headers on every response, and the pre-session CSRF cookie when a page
+    made one (``request.state.new_csrf``).  A plain ASGI middleware: Starlette's
+    ``@app.middleware("http")`` costs a task and a stream per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                new = scope.get("state", {}).get("new_csrf")
+                if new and not Request(scope).cookies.get(CSRF_COOKIE):
+                    cookie = Response()
+                    cookie.set_cookie(
+                        CSRF_COOKIE,
+                        new,
+                        httponly=True,
+                        samesite="lax",
+                        secure=scope.get("scheme") == "https",
+                    )
+                    headers.append("set-cookie", cookie.headers["set-cookie"])
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("Referrer-Policy", "same-origin")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def _error(request: Request, status: int, message: str) -> Response:
