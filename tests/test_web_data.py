@@ -257,6 +257,12 @@ def test_excel_upload_with_errors_names_sheet_row_column_and_writes_nothing(app)
     assert by_row[("期间数据", text.row)][0].endswith("(births_total)")
     assert "not a number" in by_row[("期间数据", text.row)][1]
     assert "V9999" in by_row[("期间数据", ws.max_row)][1]
+    # reasons are Chinese first (the reader's English wording follows in parentheses)
+    assert by_row[("期间数据", neg.row)][1].startswith("-2 是负数（须 ≥ 0）")
+    assert by_row[("期间数据", text.row)][1].startswith("&#39;五&#39; 不是数字")
+    assert by_row[("期间数据", ws.max_row)][1].startswith(
+        "单位代码 &#39;V9999&#39; 不是本单位的下属单位"
+    )
     assert stored(app, "V0001", "2022T1", "births_late") == before
 
 

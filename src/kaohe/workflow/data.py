@@ -17,13 +17,14 @@ vectorised with Polars and written with bulk statements; they are all-or-nothing
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import DateTime, Table, func, select
 from sqlalchemy.orm import Session
 
 from kaohe.auth.permissions import require_read, require_write, scope_ids
@@ -31,7 +32,7 @@ from kaohe.errors import KaoheError
 from kaohe.periods import PER_YEAR, Period, PeriodError, PeriodKind
 from kaohe.rulebook.loader import LoadedRulebook
 from kaohe.rulebook.schema import Variable
-from kaohe.store.models import DataValue, OrgUnit, Submission, User, utcnow
+from kaohe.store.models import AuditEntry, DataValue, OrgUnit, Submission, User, utcnow
 from kaohe.workflow import audit
 from kaohe.workflow.rulebooks import current_version, loaded
 from kaohe.workflow.units import NotFound, group_of
@@ -633,61 +634,83 @@ def apply_plan(session: Session, user: User, plan: ImportPlan, reason: str | Non
     news = ch.filter(pl.col("value_id").is_null())
     t = _table(DataValue)
     if ups.height:
-        stmt = (
-            t.update()
-            .where(t.c.id == bindparam("b_id"))
-            .values(
-                value=bindparam("b_value"),
-                updated_at=bindparam("b_at"),
-                updated_by_id=bindparam("b_by"),
-            )
+        _executemany(
+            session,
+            t,
+            "UPDATE {t} SET {value} = ?, {updated_at} = ?, {updated_by_id} = ? WHERE {id} = ?",
+            ups.select(
+                "value", pl.lit(None).alias("at"), pl.lit(user.id).alias("by"), "value_id"
+            ).rows(),
+            at=(1, now),
         )
-        rows = [
-            {"b_id": i, "b_value": v, "b_at": now, "b_by": user.id}
-            for i, v in ups.select("value_id", "value").iter_rows()
-        ]
-        for i in range(0, len(rows), CHUNK):
-            session.execute(stmt, rows[i : i + CHUNK])
     if news.height:
-        rows = [
-            {
-                "unit_id": u,
-                "period": p,
-                "variable": v,
-                "value": x,
-                "updated_at": now,
-                "updated_by_id": user.id,
-            }
-            for u, p, v, x in news.select("unit_id", "period", "variable", "value").iter_rows()
-        ]
-        for i in range(0, len(rows), CHUNK):
-            session.execute(t.insert(), rows[i : i + CHUNK])
-    texts = ch.select(
-        "unit_id",
-        "period",
-        "variable",
-        _text_expr("old").alias("old_t"),
-        _text_expr("value").alias("new_t"),
-    )
-    audit.record_many(
+        _executemany(
+            session,
+            t,
+            "INSERT INTO {t} ({unit_id}, {period}, {variable}, {value}, {updated_at}, "
+            "{updated_by_id}) VALUES (?, ?, ?, ?, ?, ?)",
+            news.select(
+                "unit_id",
+                "period",
+                "variable",
+                "value",
+                pl.lit(None).alias("at"),
+                pl.lit(user.id).alias("by"),
+            ).rows(),
+            at=(4, now),
+        )
+    # one audit entry per changed value: who, when, old → new, why
+    a = _table(AuditEntry)
+    _executemany(
         session,
-        [
-            {
-                "at": now,
-                "user_id": user.id,
-                "action": audit.DATA_SET,
-                "unit_id": u,
-                "period": p,
-                "key": v,
-                "old": o,
-                "new": n,
-                "reason": why,
-            }
-            for u, p, v, o, n in texts.iter_rows()
-        ],
+        a,
+        "INSERT INTO {t} ({at}, {user_id}, {action}, {unit_id}, {period}, {key}, {old}, "
+        "{new}, {reason}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ch.select(
+            pl.lit(None).alias("at"),
+            pl.lit(user.id).alias("user_id"),
+            pl.lit(audit.DATA_SET).alias("action"),
+            "unit_id",
+            "period",
+            "variable",
+            _text_expr("old").alias("old_t"),
+            _text_expr("value").alias("new_t"),
+            pl.lit(why, dtype=pl.String).alias("reason"),
+        ).rows(),
+        at=(0, now),
     )
-    session.flush()
     return ch.height
+
+
+def _executemany(
+    session: Session,
+    table: Table,
+    sql: str,
+    rows: list[tuple[Any, ...]],
+    *,
+    at: tuple[int, dt.datetime],
+) -> None:
+    """One statement for many rows on the driver's cursor (no per-row parameter
+    processing by SQLAlchemy): ``{t}`` and ``{column}`` are quoted names, ``?`` the
+    parameters; the parameter at index ``at[0]`` of every row is the timestamp
+    ``at[1]``, converted once as SQLAlchemy binds it."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect
+    q = dialect.identifier_preparer
+    names = {c.name: q.quote(c.name) for c in table.columns}
+    text = sql.format(t=q.format_table(table), **names)
+    if dialect.paramstyle in ("format", "pyformat"):
+        text = text.replace("?", "%s")
+    elif dialect.paramstyle != "qmark":  # pragma: no cover - SQLite and psycopg only
+        raise NotImplementedError(dialect.paramstyle)
+    index, stamp = at
+    bind = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    value = bind(stamp) if bind is not None else stamp
+    rows = [(*r[:index], value, *r[index + 1 :]) for r in rows]
+    for i in range(0, len(rows), CHUNK):
+        conn.exec_driver_sql(text, rows[i : i + CHUNK])
 
 
 def _text_expr(name: str) -> pl.Expr:

@@ -303,8 +303,140 @@ def read_upload(
 
 
 def _upload_error(e: InputError, filename: str) -> UploadError:
-    reason = e.reason
-    return UploadError(e.sheet, e.row, e.column, reason)
+    return UploadError(e.sheet, e.row, e.column, zh_reason(e.reason))
+
+
+_ROWS_ZH = {
+    "year rows (YYYY)": "年度行 (YYYY)",
+    "tertial rows (YYYYT1–T3)": "四个月期行 (YYYYT1–T3)",
+    "quarter rows (YYYYQ1–Q4)": "季度行 (YYYYQ1–Q4)",
+    "month rows (YYYY-MM)": "月度行 (YYYY-MM)",
+}
+_KIND_ZH = {
+    "year": "年度",
+    "tertial": "四个月期",
+    "quarter": "季度",
+    "month": "月度",
+    "annual": "年度",
+    "flow": "流量",
+}
+
+
+def _rows_zh(m: re.Match[str]) -> dict[str, str]:
+    out = m.groupdict()
+    for k in ("rows", "where"):
+        if k in out:
+            out[k] = _ROWS_ZH.get(out[k], out[k])
+    if "kind" in out:
+        out["kind"] = _KIND_ZH.get(out["kind"], out["kind"])
+    if out.get("hint"):
+        hint = re.match(r"^ \(did you mean '(?P<code>[^']*)', (?P<label>.*)\?\)$", out["hint"])
+        out["hint"] = f"（是否应为 '{hint['code']}'，{hint['label']}？）" if hint else ""
+    return {k: v or "" for k, v in out.items()}
+
+
+#: the reasons of :mod:`kaohe.io.read` (English, asserted on by the CLI's tests) and
+#: their Chinese wording for the upload preview; unmatched reasons are shown as they are
+_READ_REASONS_ZH: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), zh)
+    for p, zh in [
+        (r"^'(?P<x>.*)' is not a number$", "'{x}' 不是数字"),
+        (r"^'(?P<x>.*)' is not a finite number$", "'{x}' 不是有限的数"),
+        (r"^(?P<x>\S+) is negative \(must be ≥ 0\)$", "{x} 是负数（须 ≥ 0）"),
+        (r"^(?P<x>\S+) is below the minimum (?P<lo>\S+)$", "{x} 小于下限 {lo}"),
+        (r"^(?P<x>\S+) is above the maximum (?P<hi>\S+)$", "{x} 超过上限 {hi}"),
+        (r"^empty unit code$", "单位代码为空"),
+        (r"^empty period ", "期间为空（年度行填 YYYY，或填写报送期间）"),
+        (
+            r"^'(?P<p>.*)' is not a period",
+            "'{p}' 不是有效的期间（应为 YYYY、YYYYT1–T3、YYYYQ1–Q4 或 YYYY-MM）",
+        ),
+        (
+            r"^'(?P<p>.*)' is a (?P<kind>\w+); this rulebook takes the year \(YYYY\) for "
+            r"annual variables and (?P<rows>.*) for flows$",
+            "'{p}' 是{kind}期间；本方案年度指标填年度行 (YYYY)，流量指标填{rows}",
+        ),
+        (r"^unit '(?P<u>.*)' is not in the org-unit file", "单位代码 '{u}' 不是本单位的下属单位"),
+        (
+            r"^unit '(?P<u>.*)' and period '(?P<p>.*)' appear more than once",
+            "单位 '{u}'、期间 '{p}' 出现了不止一次",
+        ),
+        (
+            r"^(?P<label>'.*' \(.*\)) is a flow, reported on the (?P<rows>.*); leave it "
+            r"empty on the year row (?P<p>.*)$",
+            "{label} 是流量指标，在{rows}填报；年度行 {p} 请留空",
+        ),
+        (
+            r"^(?P<label>'.*' \(.*\)) is an annual variable, reported on the year row "
+            r"\(YYYY\); leave it empty on the (?P<p>.*) row$",
+            "{label} 是年度指标，在年度行 (YYYY) 填报；{p} 行请留空",
+        ),
+        (
+            r"^missing value for (?P<label>.*), required on (?P<where>.*) \(the rulebook",
+            "缺少 {label} 的数值，{where}必填（方案未给默认值）",
+        ),
+        (
+            r"^no value for (?P<label>.*) for unit '(?P<u>.*)', period '(?P<p>.*)' \(",
+            "缺少单位 '{u}'、期间 '{p}' 的 {label} 数值（方案未给默认值）",
+        ),
+        (
+            r"^duplicate column: '(?P<a>.*)' \(column (?P<x>\w+)\) and '(?P<b>.*)' "
+            r"\(column (?P<y>\w+)\) are both '(?P<k>.*)'$",
+            "重复的列：'{a}'（{x} 列）和 '{b}'（{y} 列）都是 '{k}'",
+        ),
+        (
+            r"^unknown column: not a variable of the rulebook(?P<hint>.*?); columns are",
+            "未知的列：不是本考核方案的变量{hint}；列应为单位代码、期间、可选的单位名称和"
+            "变量（可写作“中文标签 (代码)”）",
+        ),
+        (
+            r"^unknown column: a long-layout sheet",
+            "未知的列：长表只有单位代码、期间、变量、数值四列",
+        ),
+        (
+            r"^a long-layout sheet \(with variable and value columns\) cannot",
+            "长表（有变量列和数值列）不能再有各变量的列",
+        ),
+        (r"^missing column '(?P<k>.*)' of the long layout$", "长表缺少 '{k}' 列"),
+        (
+            r"^missing column for (?P<kind>\w+) variable (?P<label>'.*' \(.*\)); add a column "
+            r"headed (?P<a>'.*') or (?P<b>'.*')$",
+            "缺少{kind}指标 {label} 的列；请加一列，表头写 {a} 或 {b}",
+        ),
+        (r"^missing column '(?P<k>[^']*)'", "缺少 '{k}' 列（表头须有单位代码和期间列）"),
+        (
+            r"^column (?P<x>\w+) has values but no header \(row (?P<r>\d+): '(?P<v>.*)'\)$",
+            "{x} 列有内容但没有表头（第 {r} 行：'{v}'）",
+        ),
+        (r"^no sheet has a header row \(row 1\)", "没有工作表的第 1 行是含单位代码和期间列的表头"),
+        (r"^cannot open as an Excel workbook", "无法作为 Excel 工作簿 (.xlsx) 打开"),
+        (r"^unknown variable '(?P<v>.*?)'(?P<hint>.*)$", "未知变量 '{v}'{hint}"),
+        (r"^empty variable name$", "变量为空"),
+        (
+            r"^unit '(?P<u>.*)', period '(?P<p>.*)', variable '(?P<v>.*)' is given more than once",
+            "单位 '{u}'、期间 '{p}'、变量 '{v}' 出现了不止一次",
+        ),
+        (r"^not (?:a )?(?:valid )?UTF-8 text", "不是 UTF-8 文本（请将 CSV 另存为 UTF-8）"),
+        (r"^the file is empty", "文件是空的（第 1 行应为表头）"),
+        (
+            r"^(?P<n>\d+) cells but the header has (?P<w>\d+) columns",
+            "本行有 {n} 个单元格，表头只有 {w} 列（数值里有逗号？）",
+        ),
+        (
+            r"^(?P<n>\d+) more errors? not shown \(only the first (?P<m>\d+) are listed\)$",
+            "另有 {n} 处错误未列出（只列出前 {m} 处）",
+        ),
+    ]
+]
+
+
+def zh_reason(reason: str) -> str:
+    """A reason of :mod:`kaohe.io.read` in Chinese first: ``中文 (English)``."""
+    for pattern, zh in _READ_REASONS_ZH:
+        m = pattern.search(reason)
+        if m:
+            return f"{zh.format(**_rows_zh(m))} ({reason})"
+    return reason
 
 
 def preview_upload(
