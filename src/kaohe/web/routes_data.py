@@ -380,7 +380,7 @@ async def group_upload(
         preview = excel.preview_upload(db, user, g, period, path, filename)
     token = None
     if preview.ok and preview.n_changes and preview.given is not None:
-        token = excel.stash(preview.given, user, g, period, filename)
+        token = excel.stash(preview.given, user, g, period, filename, preview.plan)
     return render(
         request,
         "data/preview.html",
@@ -419,12 +419,13 @@ async def group_upload_confirm(
     given, filename = excel.load_stash(token, user, g, period)
     rb = rulebook_of(db, g)[1]
     preview = excel.UploadPreview(g, excel.group_period(rb, period), filename)
-    preview = excel.plan_preview(db, user, preview, given)
+    # the previewed diff is reused while the stored values are unchanged (store stamp)
+    preview = excel.plan_preview(db, user, preview, given, excel.load_plan(token))
     plan = preview.plan
     assert plan is not None
     if not preview.ok or plan.fingerprint() != fingerprint:
         notice = "预览之后数据已发生变化，请核对下面的新预览后再确认。"
-        new_token = excel.stash(given, user, g, period, filename) if preview.ok else None
+        new_token = excel.stash(given, user, g, period, filename, plan) if preview.ok else None
         excel.drop_stash(token)
         return render(
             request,

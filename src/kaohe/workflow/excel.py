@@ -48,6 +48,7 @@ from kaohe.workflow.data import (
     COUNT_UNITS,
     GIVEN_SCHEMA,
     ImportPlan,
+    PlanReuse,
     existing_frame,
     plan_import,
 )
@@ -456,9 +457,13 @@ def preview_upload(
 
 
 def plan_preview(
-    session: Session, user: User, preview: UploadPreview, given: pl.DataFrame
+    session: Session,
+    user: User,
+    preview: UploadPreview,
+    given: pl.DataFrame,
+    reuse: PlanReuse | None = None,
 ) -> UploadPreview:
-    plan = plan_import(session, user, given)
+    plan = plan_import(session, user, given, reuse)
     for sheet, row, col, reason in (
         plan.conflicts.unique([SHEET, ROW, "reason"], keep="first", maintain_order=True)
         .sort(SHEET, ROW)
@@ -502,19 +507,31 @@ def plan_preview(
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
-def stash(given: pl.DataFrame, user: User, group: OrgUnit, period: str, filename: str) -> str:
-    """Keep validated values server-side until confirmed; returns the token."""
+def stash(
+    given: pl.DataFrame,
+    user: User,
+    group: OrgUnit,
+    period: str,
+    filename: str,
+    plan: ImportPlan | None = None,
+) -> str:
+    """Keep validated values server-side until confirmed; returns the token.  With the
+    previewed ``plan``, its diff is kept too (reused by the confirm while the store's
+    stamp is unchanged, see :func:`load_plan`)."""
     _sweep()
     token = secrets.token_urlsafe(24)
     d = upload_dir()
     given.write_parquet(d / f"{token}.parquet")
-    meta = {
+    meta: dict[str, Any] = {
         "user_id": user.id,
         "group": group.code,
         "period": period,
         "filename": filename,
         "at": time.time(),
     }
+    if plan is not None and plan.stamp:
+        plan.changes.write_parquet(d / f"{token}.plan.parquet")
+        meta["plan"] = {"stamp": plan.stamp, "unchanged": plan.unchanged}
     (d / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     return token
 
@@ -538,10 +555,26 @@ def load_stash(token: str, user: User, group: OrgUnit, period: str) -> tuple[pl.
     return pl.read_parquet(d / f"{token}.parquet"), str(meta.get("filename", ""))
 
 
+def load_plan(token: str) -> PlanReuse | None:
+    """The previewed diff stashed with the values under ``token`` (after
+    :func:`load_stash` has checked the token), if any."""
+    if not _TOKEN.match(token or ""):
+        return None
+    d = upload_dir()
+    try:
+        meta = json.loads((d / f"{token}.json").read_text(encoding="utf-8")).get("plan")
+        if not meta:
+            return None
+        changes = pl.read_parquet(d / f"{token}.plan.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return None
+    return PlanReuse(changes, int(meta["unchanged"]), str(meta["stamp"]))
+
+
 def drop_stash(token: str) -> None:
     if not _TOKEN.match(token or ""):
         return
-    for suffix in (".json", ".parquet"):
+    for suffix in (".json", ".parquet", ".plan.parquet"):
         (upload_dir() / f"{token}{suffix}").unlink(missing_ok=True)
 
 
