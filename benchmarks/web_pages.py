@@ -1,21 +1,26 @@
 """Benchmark the results pages: ranking and unit explanation, 20 concurrent clients.
 
     uv run python benchmarks/web_pages.py                        # 500 villages, 10 townships
+    uv run python benchmarks/web_pages.py --workers 2
     uv run python benchmarks/web_pages.py --villages 500 --townships 1 --requests 400
     uv run python benchmarks/web_pages.py --database-url postgresql://postgres@127.0.0.1/kbench
 
 A county of ``--villages`` synthetic villages (kaohe.demo.synth, village-1000,
 2022) is loaded into a fresh database (SQLite in a temporary directory unless
 ``--database-url``) with kaohe.workflow.load; an admin session is made in the
-store; the app runs under uvicorn on loopback (``--workers``, default 1).  After
-one warm-up pass (each township's ranking pages and one village page per period:
-the scores and the township's data are then cached, as on a running server; the
-other villages' explanations are computed on first request), ``--clients`` concurrent
-httpx clients request, in random order, the ranking page of a random township
-and period (``/results/{group}/{period}``) and the explanation page of a random
-village (``/results/{group}/{period}/{unit}``).  Prints p50/p95/max latency and
-the error count per page.  A benchmark, not a test: the target (issue §10) is
-p95 ≤ 150 ms for both pages with 20 clients on loopback.
+store; the app runs under uvicorn on loopback in its own process (``--workers``,
+default 1).  A warm-up (each township's ranking pages and one village page per
+period: the scores and the township's data are then cached, as on a running
+server; repeated over concurrent connections when there are several workers, each
+of which keeps its own caches) is followed by the measured run: ``--clients``
+concurrent keep-alive clients (closed loop; ``--client raw``, a lean HTTP/1.1
+client, or ``--client httpx``) request, in random order, the ranking page of a
+random township and period (``/results/{group}/{period}``) and the explanation
+page of a random village (``/results/{group}/{period}/{unit}``; most of these
+2,000 pages are computed on first request).  Prints p50/p95/max latency and the
+error count per page, the server's CPU time per request (all its processes) and
+the load average.  A benchmark, not a test: the target (issue §10) is p95 ≤ 150 ms
+for both pages with 20 clients on loopback.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ _PAGES: OrderedDict[tuple[Any, ...], tuple[tuple[int, int], dt.datetime | None, 
     OrderedDict()
 )
 _PAGES_LOCK = threading.Lock()
-PAGE_CACHE_SIZE = 1024
+PAGE_CACHE_SIZE = 512
 
 
 def _page_key(request: Request, db: Db, user: User | None, mode: str) -> tuple[Any, ...]:

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
@@ -239,6 +240,11 @@ _SENTINELS: OrderedDict[str, tuple[sqlite3.Connection, tuple[int, int], int]] = 
 _PG_SNAPSHOTS: dict[str, str] = {}
 
 
+def _data_version(conn: sqlite3.Connection) -> int:
+    # fetchall: the statement is finished, so the watcher holds no read lock
+    return int(conn.execute("PRAGMA data_version").fetchall()[0][0])
+
+
 def _sqlite_changed(path: str) -> bool:
     try:
         st = os.stat(path)
@@ -250,15 +256,23 @@ def _sqlite_changed(path: str) -> bool:
         if hit is None or hit[1] != ident:
             if hit is not None:
                 hit[0].close()
-            conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            try:  # mode=rw: never create a file that is not there
+                conn = sqlite3.connect(
+                    f"file:{quote(os.path.abspath(path))}?mode=rw",
+                    uri=True,
+                    check_same_thread=False,
+                    timeout=10,
+                )
+            except sqlite3.Error:
+                return True
+            version = _data_version(conn)
             _SENTINELS[path] = (conn, ident, version)
             _SENTINELS.move_to_end(path)
             while len(_SENTINELS) > 8:
                 _SENTINELS.popitem(last=False)[1][0].close()
             return True  # not watched until now
         conn, _, seen = hit
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        version = _data_version(conn)
         if version == seen:
             return False
         _SENTINELS[path] = (conn, ident, version)
