@@ -88,8 +88,9 @@ def reload_user(request: Request) -> None:
         request.state.user = s.get(User, state.identity[0])
 
 
-def require_user(request: Request, user: CurrentUser) -> User:
-    """A signed-in user; pages redirect to the login page, the API answers 401."""
+async def require_user(request: Request, user: CurrentUser) -> User:
+    """A signed-in user; pages redirect to the login page, the API answers 401.
+    (async: no I/O here, so no hop to the thread pool.)"""
     if user is None:
         if request.url.path.startswith("/api/"):
             raise HTTPException(401, "请先登录 (not signed in)")
