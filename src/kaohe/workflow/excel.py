@@ -30,15 +30,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 import xlsxwriter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kaohe.errors import InputError, InputErrors
 from kaohe.io import template as tpl
-from kaohe.io.dataset import PERIOD, ROW, SHEET, UNIT
+from kaohe.io.dataset import PERIOD, ROW, SHEET, UNIT, OrgUnits
 from kaohe.io.read import read_data
 from kaohe.periods import Period, PeriodError, PeriodKind
 from kaohe.rulebook.loader import LoadedRulebook
@@ -53,7 +54,7 @@ from kaohe.workflow.data import (
     plan_import,
 )
 from kaohe.workflow.scoring import rulebook_of
-from kaohe.workflow.units import NotFound, org_units_for_group
+from kaohe.workflow.units import NotFound
 
 #: stashed uploads expire after this many seconds
 STASH_TTL = 3600
@@ -97,6 +98,37 @@ def _in_period(p: Period, row_period: Period) -> bool:
     return p.contains(row_period)
 
 
+class Member(NamedTuple):
+    id: int
+    code: str
+    name: str
+
+
+def group_members(session: Session, group: OrgUnit) -> list[Member]:
+    """The group's units (id, code, name) in their order, by one Core query (no ORM
+    objects: a township has thousands of villages)."""
+    t = OrgUnit.__table__
+    rows = session.execute(
+        select(t.c.id, t.c.code, t.c.name)
+        .where(t.c.parent_id == group.id)
+        .order_by(t.c.sort, t.c.code)
+    ).all()
+    return [Member(i, c, n) for i, c, n in rows]
+
+
+def _units_frame(group: OrgUnit, members: list[Member]) -> OrgUnits:
+    """The engine's org units of the group (as :func:`org_units_for_group`)."""
+    frame = pl.DataFrame(
+        {
+            "code": [group.code, *(m.code for m in members)],
+            "name": [group.name, *(m.name for m in members)],
+            "parent": [None, *([group.code] * len(members))],
+        },
+        schema={"code": pl.String, "name": pl.String, "parent": pl.String},
+    )
+    return OrgUnits(frame, file=f"数据库:{group.code}")
+
+
 def _has_parent_vars(rb: LoadedRulebook) -> bool:
     return any(v.level == "parent" for v in rb.variables.values())
 
@@ -109,10 +141,10 @@ def template_bytes(session: Session, group: OrgUnit, period: str) -> bytes:
     _, rb = rulebook_of(session, group)
     p = group_period(rb, period)
     layouts = tpl._layouts(rb, p)
-    members: list[OrgUnit] = list(group.children)
+    members = group_members(session, group)
     parent_vars = _has_parent_vars(rb)
     if parent_vars:
-        members.append(group)
+        members.append(Member(group.id, group.code, group.name))
     periods = sorted({str(q) for lay in layouts for q in lay.periods})
     have = existing_frame(session, [u.id for u in members], periods)
     values: dict[tuple[int, str, str], float] = {
@@ -152,7 +184,7 @@ def template_bytes(session: Session, group: OrgUnit, period: str) -> bytes:
             own_row = any(rb.variables[c].level == "parent" for c in lay.variables)
             r = 1
             for u in members:
-                if u is group and not own_row:
+                if u.id == group.id and not own_row:
                     continue
                 for q in lay.periods:
                     ws.write_string(r, 0, u.code, text)
@@ -190,13 +222,30 @@ class UploadError:
     reason: str
 
 
+@dataclass(slots=True)
+class Change:
+    """One value an upload would change (attributes: cheap for the template to read)."""
+
+    unit: str
+    name: str
+    period: str
+    variable: str
+    label: str
+    old: float | None
+    new: float
+    old_text: str | None
+    new_text: str | None
+    sheet: str | None
+    row: int
+
+
 @dataclass
 class UploadPreview:
     group: OrgUnit
     period: Period
     filename: str
     errors: list[UploadError] = field(default_factory=list)
-    changes: list[dict[str, Any]] = field(default_factory=list)  # listed (≤ MAX_LISTED)
+    changes: list[Change] = field(default_factory=list)  # listed (≤ MAX_LISTED)
     n_changes: int = 0
     inserts: int = 0
     updates: int = 0
@@ -226,7 +275,8 @@ def read_upload(
     _sheet, _row, column), or the errors of the file."""
     _, rb = rulebook_of(session, group)
     p = group_period(rb, period)
-    units = org_units_for_group(group)
+    members = group_members(session, group)
+    units = _units_frame(group, members)
     try:
         ds = read_data(path, _lenient(rb), units)
     except InputErrors as e:
@@ -237,7 +287,7 @@ def read_upload(
         .unpivot(index=[UNIT, PERIOD, ROW, SHEET], variable_name="variable", value_name="value")
         .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
     )
-    ids = {u.code: u.id for u in [group, *group.children]}
+    ids = {group.code: group.id, **{m.code: m.id for m in members}}
     headers = {c: tpl.variable_header(c, v) for c, v in rb.variables.items()}
     long = long.with_columns(
         pl.col(UNIT).replace_strict(ids, default=None, return_dtype=pl.Int64).alias("unit_id"),
@@ -479,24 +529,27 @@ def plan_preview(
     preview.updates = plan.updates
     preview.unchanged = plan.unchanged
     rb = rulebook_of(session, preview.group)[1]
-    names = {u.code: u.name for u in [preview.group, *preview.group.children]}
+    group = preview.group
+    names = {group.code: group.name, **{m.code: m.name for m in group_members(session, group)}}
     labels = {c: v.label for c, v in rb.variables.items()}
     listed = plan.changes.head(MAX_LISTED).sort("unit", "period", "variable", maintain_order=True)
     preview.changes = [
-        {
-            "unit": r["unit"],
-            "name": names.get(r["unit"], ""),
-            "period": r["period"],
-            "variable": r["variable"],
-            "label": labels.get(r["variable"], r["variable"]),
-            "old": r["old"],
-            "new": r["value"],
-            "old_text": fmt_value(r["old"]),
-            "new_text": fmt_value(r["value"]),
-            "sheet": r[SHEET],
-            "row": r[ROW],
-        }
-        for r in listed.iter_rows(named=True)
+        Change(
+            unit=unit,
+            name=names.get(unit, ""),
+            period=period,
+            variable=var,
+            label=labels.get(var, var),
+            old=old,
+            new=new,
+            old_text=fmt_value(old),
+            new_text=fmt_value(new),
+            sheet=sheet,
+            row=row,
+        )
+        for unit, period, var, old, new, sheet, row in listed.select(
+            "unit", "period", "variable", "old", "value", SHEET, ROW
+        ).iter_rows()
     ]
     return preview
 
