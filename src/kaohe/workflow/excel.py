@@ -147,10 +147,12 @@ def template_bytes(session: Session, group: OrgUnit, period: str) -> bytes:
         members.append(Member(group.id, group.code, group.name))
     periods = sorted({str(q) for lay in layouts for q in lay.periods})
     have = existing_frame(session, [u.id for u in members], periods)
-    values: dict[tuple[int, str, str], float] = {
-        (u, q, v): x
-        for u, q, v, x in have.select("unit_id", "period", "variable", "old").iter_rows()
-    }
+    # stored values per (unit, period) row, one column per variable
+    wide = (
+        have.pivot(on="variable", index=["unit_id", "period"], values="old")
+        if have.height
+        else pl.DataFrame(schema={"unit_id": pl.Int64, "period": pl.String})
+    )
     out = io.BytesIO()
     wb = xlsxwriter.Workbook(out, {"in_memory": True})
     try:
@@ -182,18 +184,25 @@ def template_bytes(session: Session, group: OrgUnit, period: str) -> bytes:
                 ws.set_column(j, j, min(max(tpl._display_width(headers[j]) // 2 + 2, 12), 24), cell)
             ws.freeze_panes(1, 3)
             own_row = any(rb.variables[c].level == "parent" for c in lay.variables)
+            cols = [
+                pl.col(c) if c in wide.columns else pl.lit(None, pl.Float64).alias(c)
+                for c in lay.variables
+            ]
+            rows = {
+                (u, q): vals for u, q, *vals in wide.select("unit_id", "period", *cols).iter_rows()
+            }
+            write_number = ws.write_number
             r = 1
             for u in members:
                 if u.id == group.id and not own_row:
                     continue
-                for q in lay.periods:
+                for q in map(str, lay.periods):
                     ws.write_string(r, 0, u.code, text)
                     ws.write_string(r, 1, u.name)
-                    ws.write_string(r, 2, str(q), text)
-                    for j, code in enumerate(lay.variables, start=3):
-                        x = values.get((u.id, str(q), code))
+                    ws.write_string(r, 2, q, text)
+                    for j, x in enumerate(rows.get((u.id, q), ()), start=3):
                         if x is not None:
-                            ws.write_number(r, j, x, cell)
+                            write_number(r, j, x, cell)
                     r += 1
             last = r - 1
             if last >= 1:
