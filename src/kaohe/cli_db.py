@@ -173,11 +173,15 @@ def serve(
             "var/demo/kaohe-demo.sqlite",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="server processes (2 on a 2-core machine)"),
+    ] = 1,
 ) -> None:
     """Serve the web application (migrates the database first)."""
     from kaohe.demo.serve import run_server
 
     try:
-        run_server(host=host, port=port, database=database, demo=demo, console=out)
+        run_server(host=host, port=port, database=database, demo=demo, console=out, workers=workers)
     except KaoheError as e:
         _fail(e)

@@ -127,8 +127,10 @@ def run_server(
     database: str | None = None,
     demo: bool = False,
     console: Console | None = None,
+    workers: int = 1,
 ) -> None:
-    """Migrate (and for the demo, seed) the database, then serve the app with uvicorn."""
+    """Migrate (and for the demo, seed) the database, then serve the app with uvicorn
+    (``workers`` > 1: that many processes, each with its own caches)."""
     import uvicorn
 
     from kaohe.web.app import create_app
@@ -156,5 +158,19 @@ def run_server(
                 + "\n(no default password: you choose it at the prompt)"
             )
     console.print(f"kaohe 考核: serving {address} (Ctrl+C to stop)")
+    if workers > 1:
+        import os
+
+        os.environ["KAOHE_DATABASE_URL"] = url
+        os.environ["KAOHE_DEMO"] = "1" if demo else ""
+        uvicorn.run(
+            "kaohe.web.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+        return
     app = create_app(url, demo=demo)
     uvicorn.run(app, host=host, port=port, log_level="info")

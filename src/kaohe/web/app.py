@@ -101,6 +101,14 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory`` with several workers: the database from
+    ``$KAOHE_DATABASE_URL``, demo mode from ``$KAOHE_DEMO``."""
+    import os
+
+    return create_app(demo=os.environ.get("KAOHE_DEMO") == "1")
+
+
 async def _error(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/"):
         from fastapi.responses import JSONResponse
