@@ -690,10 +690,8 @@ def apply_plan(session: Session, user: User, plan: ImportPlan, reason: str | Non
             session,
             t,
             "UPDATE {t} SET {value} = ?, {updated_at} = ?, {updated_by_id} = ? WHERE {id} = ?",
-            ups.select(
-                "value", pl.lit(None).alias("at"), pl.lit(user.id).alias("by"), "value_id"
-            ).rows(),
-            at=(1, now),
+            ups.select("value", pl.lit(None).alias("at"), pl.lit(user.id).alias("by"), "value_id"),
+            at=now,
         )
     if news.height:
         _executemany(
@@ -708,8 +706,8 @@ def apply_plan(session: Session, user: User, plan: ImportPlan, reason: str | Non
                 "value",
                 pl.lit(None).alias("at"),
                 pl.lit(user.id).alias("by"),
-            ).rows(),
-            at=(4, now),
+            ),
+            at=now,
         )
     # one audit entry per changed value: who, when, old → new, why
     a = _table(AuditEntry)
@@ -728,25 +726,20 @@ def apply_plan(session: Session, user: User, plan: ImportPlan, reason: str | Non
             _text_expr("old").alias("old_t"),
             _text_expr("value").alias("new_t"),
             pl.lit(why, dtype=pl.String).alias("reason"),
-        ).rows(),
-        at=(0, now),
+        ),
+        at=now,
     )
     return ch.height
 
 
 def _executemany(
-    session: Session,
-    table: Table,
-    sql: str,
-    rows: list[tuple[Any, ...]],
-    *,
-    at: tuple[int, dt.datetime],
+    session: Session, table: Table, sql: str, frame: pl.DataFrame, *, at: dt.datetime
 ) -> None:
-    """One statement for many rows on the driver's cursor (no per-row parameter
-    processing by SQLAlchemy): ``{t}`` and ``{column}`` are quoted names, ``?`` the
-    parameters; the parameter at index ``at[0]`` of every row is the timestamp
-    ``at[1]``, converted once as SQLAlchemy binds it."""
-    if not rows:
+    """One statement for the rows of ``frame`` on the driver's cursor (no per-row
+    parameter processing by SQLAlchemy): ``{t}`` and ``{column}`` in ``sql`` are quoted
+    names, ``?`` the parameters; the frame's ``at`` column is set to the timestamp
+    ``at``, converted once as SQLAlchemy binds it."""
+    if not frame.height:
         return
     conn = session.connection()
     dialect = conn.dialect
@@ -757,12 +750,11 @@ def _executemany(
         text = text.replace("?", "%s")
     elif dialect.paramstyle != "qmark":  # pragma: no cover - SQLite and psycopg only
         raise NotImplementedError(dialect.paramstyle)
-    index, stamp = at
     bind = DateTime().dialect_impl(dialect).bind_processor(dialect)
-    value = bind(stamp) if bind is not None else stamp
-    rows = [(*r[:index], value, *r[index + 1 :]) for r in rows]
-    for i in range(0, len(rows), CHUNK):
-        conn.exec_driver_sql(text, rows[i : i + CHUNK])
+    stamp = bind(at) if bind is not None else at
+    frame = frame.with_columns(pl.lit(stamp).alias("at"))
+    for i in range(0, frame.height, CHUNK):
+        conn.exec_driver_sql(text, frame.slice(i, CHUNK).rows())
 
 
 def _text_expr(name: str) -> pl.Expr:
