@@ -509,13 +509,11 @@ class ImportPlan:
         """A digest of the changes (unit, period, variable, old, new), to confirm a preview."""
         import hashlib
 
-        h = hashlib.sha256()
         cols = self.changes.select("unit_id", "period", "variable", "old", "value").sort(
             "unit_id", "period", "variable"
         )
-        for row in cols.iter_rows():
-            h.update(repr(row).encode())
-        return h.hexdigest()[:32]
+        # one CSV text of the sorted changes (Polars writes floats exactly, shortest form)
+        return hashlib.sha256(cols.write_csv().encode()).hexdigest()[:32]
 
 
 def existing_frame(session: Session, unit_ids: list[int], periods: list[str]) -> pl.DataFrame:
