@@ -25,11 +25,17 @@ def round2(x: float | None) -> float | None:
 
 
 def round2_expr(e: pl.Expr) -> pl.Expr:
-    cents = ((e.abs() * 100).round(SNAP_DECIMALS) + 0.5).floor()
-    # .round(2) gives the double nearest to the 2-decimal value: Polars may compute
-    # cents / 100 as cents * 0.01, which is 64.57000000000001 for 6457 cents
-    value = (cents / 100 * e.sign()).round(2)
-    return pl.when(cents != 0).then(value).when(cents == 0).then(pl.lit(0.0))
+    """Vectorised :func:`round2` (bit for bit, for |x| < 1e13), in five passes.
+
+    Multiplication and Polars' rounding modes are symmetric in the sign, so
+    rounding the signed cents half away from zero equals ``round2``'s
+    ``copysign(floor(|cents| + 0.5))`` (both exact below 2**52 cents).
+    """
+    cents = (e * 100).round(SNAP_DECIMALS).round(0, mode="half_away_from_zero")
+    # cents is an integer below 2**52, so + 0.5 − 0.5 is exact and turns −0.0
+    # (from −0.004) into 0.0; .round(2) gives the double nearest to the 2-decimal
+    # value: Polars computes cents / 100 as cents * 0.01 (64.57000000000001 for 6457)
+    return (((cents + 0.5) - 0.5) / 100).round(2)
 
 
 def fmt2(x: float | None) -> str:

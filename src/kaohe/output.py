@@ -73,15 +73,24 @@ def to_json(result: ScoreResult, explanations: dict[str, Any] | None = None) -> 
 
 def csv_frame(result: ScoreResult) -> pl.DataFrame:
     """The CSV contract: ``unit,name,group,total,rank,<item codes…>`` (then any flags)."""
-    return rounded_table(result).select(
-        "unit", "name", "group", "total", "rank", *result.item_codes, *result.flag_codes
+    # one select that rounds only the columns written (not the adjustments or the
+    # rank bonus) and copies nothing else
+    return result.table.select(
+        "unit",
+        "name",
+        "group",
+        round2_expr(pl.col("total")).alias("total"),
+        "rank",
+        *(round2_expr(pl.col(c)).alias(c) for c in result.item_codes),
+        *result.flag_codes,
     )
 
 
 def write_csv(result: ScoreResult, path: str | Path | None = None) -> str | None:
     """Write the CSV (to ``path``, or return it as text)."""
     # values are already the doubles nearest to 2-decimal numbers, so the shortest
-    # representation prints them exactly (64.57, 8.0); float_precision=2 is much slower
+    # representation prints them exactly (64.57, 8.0); float_precision=2 would print
+    # 8.00 (different bytes) and is slower
     frame = csv_frame(result)
     if path is None:
         return frame.write_csv()
