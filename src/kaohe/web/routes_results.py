@@ -55,8 +55,7 @@ from kaohe.workflow.publish import (
     published,
     unapproved,
 )
-from kaohe.workflow.scoring import group_inputs
-from kaohe.workflow.units import groups, unit_by_code
+from kaohe.workflow.units import groups, org_units_for_group, unit_by_code
 
 router = APIRouter(include_in_schema=False)
 
@@ -318,7 +317,7 @@ def download_report(db: Db, user: SignedIn, group: str, period: str) -> Response
     g = _download_group(db, user, group, period)
     p = check_period(db, g, period)
     result, _ = live_result(db, g, p)
-    units = group_inputs(db, g, p.year).units
+    units = org_units_for_group(g)
     data = _write_temp(".xlsx", lambda path: write_xlsx_report(result, path, units=units))
     return _file_response(data, XLSX, f"{g.name}-{p}-考核结果.xlsx")
 

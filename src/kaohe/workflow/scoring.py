@@ -36,7 +36,6 @@ class GroupInputs:
     rulebook: LoadedRulebook
     units: OrgUnits
     dataset: Dataset
-    fingerprint: tuple[Any, ...]
 
 
 def rulebook_of(session: Session, group: OrgUnit) -> tuple[RulebookVersion, LoadedRulebook]:
@@ -98,9 +97,7 @@ def group_inputs(session: Session, group: OrgUnit, year: int) -> GroupInputs:
     units = org_units_for_group(group)
     ids = [c.id for c in group.children]
     dataset = dataset_from_values(rb, values_frame(session, ids, year), f"数据库:{group.code}")
-    return GroupInputs(
-        group, version, rb, units, dataset, (version.id, *data_fingerprint(session, group, year))
-    )
+    return GroupInputs(group, version, rb, units, dataset)
 
 
 _CACHE: OrderedDict[tuple[Any, ...], ScoreResult] = OrderedDict()
