@@ -16,6 +16,7 @@ with their names.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,56 +148,81 @@ def write_template(
     rb: LoadedRulebook, period: Period, path: str | Path, units: OrgUnits | None = None
 ) -> None:
     """Write a data-entry workbook for ``period`` (a year or one of the rulebook's steps)."""
-    layouts = _layouts(rb, period)
     leaves = _leaf_units(units)
+
+    def rows(lay: _Layout) -> list[TemplateRow]:
+        return [(code, name, str(p), ()) for code, name in leaves for p in lay.periods]
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(path))
     try:
-        head = wb.add_format(
-            {
-                "bold": True,
-                "text_wrap": True,
-                "valign": "vcenter",
-                "align": "center",
-                "bg_color": "#DDEBF7",
-                "border": 1,
-            }
-        )
-        text = wb.add_format({"num_format": "@", "border": 1, "bg_color": "#F2F2F2"})
-        cell = wb.add_format({"border": 1})
-        for lay in layouts:
-            ws = wb.add_worksheet(lay.name)
-            headers = [UNIT_HEADER, NAME_HEADER, PERIOD_HEADER] + [
-                variable_header(c, rb.variables[c]) for c in lay.variables
-            ]
-            ws.set_row(0, 48)
-            for j, h in enumerate(headers):
-                ws.write_string(0, j, h, head)
-            ws.set_column(0, 0, 14, text)
-            ws.set_column(
-                1, 1, max(14, *(_display_width(n) + 2 for _, n in leaves)) if leaves else 14
-            )
-            ws.set_column(2, 2, 10, text)
-            for j in range(3, len(headers)):
-                width = min(max(_display_width(headers[j]) // 2 + 2, 12), 24)
-                ws.set_column(j, j, width, cell)
-            ws.freeze_panes(1, 3)
-            r = 1
-            for code, name in leaves:
-                for p in lay.periods:
-                    ws.write_string(r, 0, code, text)
-                    ws.write_string(r, 1, name)
-                    ws.write_string(r, 2, str(p), text)
-                    r += 1
-            last = r - 1 if leaves else BLANK_ROWS
-            if last >= 1:
-                for j, code in enumerate(lay.variables, start=3):
-                    ws.data_validation(1, j, last, j, _validation(rb.variables[code]))
-                ws.autofilter(0, 0, last, len(headers) - 1)
-        _write_help(wb, rb, period, layouts, head, has_units=bool(leaves))
-        wb.worksheets()[0].activate()
+        write_template_sheets(wb, rb, period, rows, [n for _, n in leaves], has_units=bool(leaves))
     finally:
         wb.close()
+
+
+#: one row of a template sheet: unit code, unit name, period, values of the
+#: layout's variables (empty: nothing pre-filled; None: a blank cell)
+TemplateRow = tuple[str, str, str, Sequence[float | None]]
+
+
+def write_template_sheets(
+    wb: xlsxwriter.Workbook,
+    rb: LoadedRulebook,
+    period: Period,
+    rows: Callable[[_Layout], list[TemplateRow]],
+    names: list[str],
+    *,
+    has_units: bool,
+) -> None:
+    """The data sheets (headers, widths, validation; rows from ``rows``) and the help
+    sheet of a template, into an open workbook (:func:`write_template`, and the web
+    app's pre-filled township templates)."""
+    layouts = _layouts(rb, period)
+    head = wb.add_format(
+        {
+            "bold": True,
+            "text_wrap": True,
+            "valign": "vcenter",
+            "align": "center",
+            "bg_color": "#DDEBF7",
+            "border": 1,
+        }
+    )
+    text = wb.add_format({"num_format": "@", "border": 1, "bg_color": "#F2F2F2"})
+    cell = wb.add_format({"border": 1})
+    for lay in layouts:
+        ws = wb.add_worksheet(lay.name)
+        headers = [UNIT_HEADER, NAME_HEADER, PERIOD_HEADER] + [
+            variable_header(c, rb.variables[c]) for c in lay.variables
+        ]
+        ws.set_row(0, 48)
+        for j, h in enumerate(headers):
+            ws.write_string(0, j, h, head)
+        ws.set_column(0, 0, 14, text)
+        ws.set_column(1, 1, max([14, *(_display_width(n) + 2 for n in names)]))
+        ws.set_column(2, 2, 10, text)
+        for j in range(3, len(headers)):
+            width = min(max(_display_width(headers[j]) // 2 + 2, 12), 24)
+            ws.set_column(j, j, width, cell)
+        ws.freeze_panes(1, 3)
+        write_number = ws.write_number
+        r = 1
+        for code, name, p, values in rows(lay):
+            ws.write_string(r, 0, code, text)
+            ws.write_string(r, 1, name)
+            ws.write_string(r, 2, p, text)
+            for j, x in enumerate(values, start=3):
+                if x is not None:
+                    write_number(r, j, x, cell)
+            r += 1
+        last = r - 1 if has_units else BLANK_ROWS
+        if last >= 1:
+            for j, code in enumerate(lay.variables, start=3):
+                ws.data_validation(1, j, last, j, _validation(rb.variables[code]))
+            ws.autofilter(0, 0, last, len(headers) - 1)
+    _write_help(wb, rb, period, layouts, head, has_units=has_units)
+    wb.worksheets()[0].activate()
 
 
 def _write_help(

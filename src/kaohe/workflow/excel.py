@@ -153,64 +153,27 @@ def template_bytes(session: Session, group: OrgUnit, period: str) -> bytes:
         if have.height
         else pl.DataFrame(schema={"unit_id": pl.Int64, "period": pl.String})
     )
+
+    def rows(lay: tpl._Layout) -> list[tpl.TemplateRow]:
+        own_row = any(rb.variables[c].level == "parent" for c in lay.variables)
+        cols = [
+            pl.col(c) if c in wide.columns else pl.lit(None, pl.Float64).alias(c)
+            for c in lay.variables
+        ]
+        stored = {
+            (u, q): vals for u, q, *vals in wide.select("unit_id", "period", *cols).iter_rows()
+        }
+        return [
+            (u.code, u.name, q, stored.get((u.id, q), ()))
+            for u in members
+            if own_row or u.id != group.id
+            for q in map(str, lay.periods)
+        ]
+
     out = io.BytesIO()
     wb = xlsxwriter.Workbook(out, {"in_memory": True})
     try:
-        head = wb.add_format(
-            {
-                "bold": True,
-                "text_wrap": True,
-                "valign": "vcenter",
-                "align": "center",
-                "bg_color": "#DDEBF7",
-                "border": 1,
-            }
-        )
-        text = wb.add_format({"num_format": "@", "border": 1, "bg_color": "#F2F2F2"})
-        cell = wb.add_format({"border": 1})
-        for lay in layouts:
-            ws = wb.add_worksheet(lay.name)
-            headers = [tpl.UNIT_HEADER, tpl.NAME_HEADER, tpl.PERIOD_HEADER] + [
-                tpl.variable_header(c, rb.variables[c]) for c in lay.variables
-            ]
-            ws.set_row(0, 48)
-            for j, h in enumerate(headers):
-                ws.write_string(0, j, h, head)
-            ws.set_column(0, 0, 14, text)
-            width = max([14, *(tpl._display_width(u.name) + 2 for u in members)])
-            ws.set_column(1, 1, width)
-            ws.set_column(2, 2, 10, text)
-            for j in range(3, len(headers)):
-                ws.set_column(j, j, min(max(tpl._display_width(headers[j]) // 2 + 2, 12), 24), cell)
-            ws.freeze_panes(1, 3)
-            own_row = any(rb.variables[c].level == "parent" for c in lay.variables)
-            cols = [
-                pl.col(c) if c in wide.columns else pl.lit(None, pl.Float64).alias(c)
-                for c in lay.variables
-            ]
-            rows = {
-                (u, q): vals for u, q, *vals in wide.select("unit_id", "period", *cols).iter_rows()
-            }
-            write_number = ws.write_number
-            r = 1
-            for u in members:
-                if u.id == group.id and not own_row:
-                    continue
-                for q in map(str, lay.periods):
-                    ws.write_string(r, 0, u.code, text)
-                    ws.write_string(r, 1, u.name)
-                    ws.write_string(r, 2, q, text)
-                    for j, x in enumerate(rows.get((u.id, q), ()), start=3):
-                        if x is not None:
-                            write_number(r, j, x, cell)
-                    r += 1
-            last = r - 1
-            if last >= 1:
-                for j, code in enumerate(lay.variables, start=3):
-                    ws.data_validation(1, j, last, j, tpl._validation(rb.variables[code]))
-                ws.autofilter(0, 0, last, len(headers) - 1)
-        tpl._write_help(wb, rb, p, layouts, head, has_units=True)
-        wb.worksheets()[0].activate()
+        tpl.write_template_sheets(wb, rb, p, rows, [u.name for u in members], has_units=True)
     finally:
         wb.close()
     return out.getvalue()
