@@ -21,8 +21,12 @@ uv:
 		|| $(PYTHON) -m pip install --quiet --user uv \
 		|| $(PYTHON) -m pip install --quiet --break-system-packages uv
 
+# bytecode is compiled at install time (and for src/, which is installed editable): a
+# machine or image with PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module
+# on every command (≈ 0.3 s of each `kaohe` run)
 setup: uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(RUN) python -m compileall -q src
 
 # serve the web app at http://127.0.0.1:8000 over the demo database (var/demo/,
 # created and seeded on first run; the demo users' passwords are printed)
