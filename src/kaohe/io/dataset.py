@@ -105,11 +105,29 @@ class OrgUnits:
         """Record that the codes are known to be distinct (checked by the reader)."""
         self._cache["unique"] = (self.frame, True)
 
+    def codes_sorted(self) -> bool:
+        """Whether the codes are given and strictly increasing (as org files usually
+        list them): then they are distinct and found by binary search, without hashing."""
+
+        def make() -> bool:
+            code = self.frame.get_column("code")
+            if code.len() < 2:
+                return code.null_count() == 0
+            if code.null_count() or not code.is_sorted():
+                return False
+            return bool((code.slice(1) != code.slice(0, code.len() - 1)).all())
+
+        return bool(self._cached("sorted", make))
+
     def codes_unique(self) -> bool:
         """Whether no code appears twice (positions below are then exact)."""
         return bool(
             self._cached(
-                "unique", lambda: self.frame.get_column("code").n_unique() == self.frame.height
+                "unique",
+                lambda: (
+                    self.codes_sorted()
+                    or self.frame.get_column("code").n_unique() == self.frame.height
+                ),
             )
         )
 
@@ -129,6 +147,8 @@ class OrgUnits:
         start = s.ne_missing(s.shift(1)).scatter(0, True)
         runs = s.filter(start) if not start.all() else s
         at = self._in_order(runs)
+        if at is None and self.codes_sorted():
+            at = self._search(runs)
         if at is None:
             at = (
                 runs.to_frame()
@@ -138,6 +158,16 @@ class OrgUnits:
         if runs.len() == s.len():
             return at
         return at.gather(s.rle_id())
+
+    def _search(self, codes: pl.Series) -> pl.Series:
+        """Positions of ``codes`` by binary search in the sorted codes of the file."""
+        code = self.frame.get_column("code")
+        at = code.search_sorted(codes).cast(pl.UInt32)
+        hit = code.gather(at.clip(upper_bound=max(code.len() - 1, 0))) if code.len() else None
+        if hit is None:
+            return pl.repeat(None, codes.len(), dtype=pl.UInt32, eager=True).rename(_POS)
+        found = hit.eq_missing(codes) & codes.is_not_null()
+        return at.to_frame(_POS).select(pl.when(pl.lit(found)).then(pl.col(_POS))).to_series()
 
     def _in_order(self, runs: pl.Series) -> pl.Series | None:
         """Positions of ``runs`` when they are consecutive codes of the file, else None."""

@@ -164,8 +164,10 @@ def _read_csv(path: Path, file: str) -> tuple[pl.DataFrame, dict[str, str]]:
             for k in (CODE, NAME, PARENT)
         ],
     )
-    # rows with nothing in them (blank lines, ',,' lines) are skipped
-    frame = frame.filter(pl.any_horizontal(pl.col(CODE, NAME, PARENT).is_not_null()))
+    # rows with nothing in them (blank lines, ',,' lines) are skipped (a row with a code
+    # is never empty)
+    if frame.get_column(CODE).null_count():
+        frame = frame.filter(pl.any_horizontal(pl.col(CODE, NAME, PARENT).is_not_null()))
     return frame, headers
 
 
@@ -237,9 +239,8 @@ def _is_clean(org: OrgUnits) -> bool:
     cycles are found by squaring the parent map (ancestor at distance 1, 2, 4, …) until
     every unit has reached its root.  When this says no, :func:`_validate` describes why."""
     codes = org.frame.get_column(CODE)
-    if codes.null_count() or codes.n_unique() != codes.len():
+    if codes.null_count() or not org.codes_unique():
         return False
-    org.mark_unique()
     up = org.parent_positions()
     if up.null_count() != org.frame.get_column(PARENT).null_count():
         return False  # a parent that is not a code
