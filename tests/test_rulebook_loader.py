@@ -40,6 +40,11 @@ BROKEN = {
     "veto_not_condition.yaml": (11, "veto.when", "expected a condition"),
     "bad_kind.yaml": (5, "variables.x.kind", "'annual' or 'flow'"),
     "split_flow.yaml": (5, "variables.x.split", "only an annual target can be split"),
+    "integer_default.yaml": (
+        10,
+        "variables.y.default",
+        "default 0.5 is not a whole number, but 'y' takes whole numbers only (a count by its unit 例",
+    ),
     "not_a_mapping.yaml": (1, None, "a rulebook is a YAML mapping"),
 }
 
@@ -114,3 +119,89 @@ def test_published_json_schema_is_current() -> None:
         (Path(__file__).parents[1] / "docs" / "rulebook.schema.json").read_text("utf-8")
     )
     assert published == Rulebook.model_json_schema()
+
+
+# ---------------------------------------------------------------- integer variables
+
+INTEGERS = """
+code: ints
+name: 整数
+periods: {step: tertial}
+variables:
+  births: {label: 出生, kind: flow, unit: 例}
+  people: {label: 人数, kind: annual, unit: 人}
+  money: {label: 金额, kind: flow, unit: 元}
+  score: {label: 评分, kind: annual, unit: 分}
+  plain: {label: 无单位, kind: flow}
+  avg_staff: {label: 平均在岗人数, kind: flow, unit: 人, integer: false}
+  tasks: {label: 任务分, kind: annual, unit: 分, integer: true}
+items:
+  - {code: X1, name: 甲, points: 10, rule: full}
+adjustments:
+  - {code: praise, label: 通报表扬, points: 2}
+  - {code: bonus_points, label: 加分, points: 1, unit: 分}
+"""
+
+
+def test_integer_defaults_from_the_unit_and_an_explicit_flag_wins() -> None:
+    rb = load_rulebook_text(INTEGERS, file="ints.yaml")
+    flags = {code: v.integer for code, v in rb.variables.items()}
+    assert flags == {
+        "births": True,  # 例: a count
+        "people": True,  # 人
+        "money": False,  # 元
+        "score": False,  # 分
+        "plain": False,  # no unit
+        "avg_staff": False,  # 人, but integer: false
+        "tasks": True,  # 分, but integer: true
+        "praise": True,  # an adjustment's count, 次 by default
+        "bonus_points": False,  # an adjustment in 分
+    }
+    assert all(isinstance(f, bool) for f in flags.values())
+
+
+def test_shipped_rulebooks_count_whole_numbers_except_scores_and_money() -> None:
+    """Spec: counts of cases, persons and events are whole numbers; money (元) and
+    assessed scores (分) are not."""
+    for code, fractional in [
+        (
+            "village-1000",
+            {"org_score", "association_score", "fee_first_due", "fee_first_collected"},
+        ),
+        ("community-monthly", {"key_work_points"}),
+    ]:
+        rb = load_rulebook(code)
+        assert {v for v, var in rb.variables.items() if not var.integer} == fractional, code
+        assert all(var.unit in ("分", "元") for v, var in rb.variables.items() if v in fractional)
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "value"),
+    [
+        ("  births: {label: 出生, kind: flow, unit: 例, min: 0.5}", "min", "0.5"),
+        ("  births: {label: 出生, kind: flow, unit: 例, max: 99.5}", "max", "99.5"),
+        ("  births: {label: 出生, kind: flow, integer: true, default: 1.25}", "default", "1.25"),
+    ],
+)
+def test_integer_variable_with_a_fractional_bound_or_default(
+    line: str, key: str, value: str
+) -> None:
+    text = INTEGERS.replace("  births: {label: 出生, kind: flow, unit: 例}", line)
+    assert line in text
+    with pytest.raises(RulebookErrors) as info:
+        load_rulebook_text(text, file="ints.yaml")
+    (e,) = info.value.errors
+    assert (e.file, e.line, e.key) == ("ints.yaml", 6, f"variables.births.{key}")
+    assert e.reason.startswith(f"{key} {value} is not a whole number")
+    explicit = "integer: true" in line
+    assert ("(integer: true)" in e.reason) == explicit
+    assert ("by its unit 例" in e.reason) == (not explicit)
+
+
+def test_fractional_bounds_are_fine_without_integer() -> None:
+    text = INTEGERS.replace(
+        "  births: {label: 出生, kind: flow, unit: 例}",
+        "  births: {label: 出生, kind: flow, unit: 例, integer: false, min: 0.5, default: 1.5}",
+    )
+    rb = load_rulebook_text(text, file="ints.yaml")
+    assert rb.variables["births"].integer is False and rb.variables["births"].default == 1.5

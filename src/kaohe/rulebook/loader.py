@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.main import CParser as _CParser  # None without ruamel.yaml.clib
 
 from kaohe.errors import RulebookError, RulebookErrors
 from kaohe.periods import PER_YEAR
@@ -235,7 +236,31 @@ def load_rulebook(
 def load_rulebook_text(
     text: str, *, file: str = "<rulebook>", params: dict[str, float] | None = None
 ) -> LoadedRulebook:
-    tree = _read_yaml(text, file)
+    """Parse and validate a rulebook's text.
+
+    A valid rulebook is parsed by libyaml (the C parser, ≈ 4× faster); any problem
+    sends the text through the round-trip parser, whose positions name the line and
+    key of each error (the same checks run on the same data, so the same errors)."""
+    fast = _read_yaml_fast(text)
+    if fast is not None:
+        with contextlib.suppress(RulebookErrors):
+            return _load_tree(text, fast, file, params)
+    return _load_tree(text, _read_yaml(text, file), file, params)
+
+
+def _read_yaml_fast(text: str) -> Any | None:
+    """The data of the YAML text by libyaml, or None (not installed, or any error)."""
+    if _CParser is None:
+        return None
+    yaml = YAML(typ="safe", pure=False)
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except Exception:  # any problem is reported by the round-trip parser instead
+        return None
+
+
+def _load_tree(text: str, tree: Any, file: str, params: dict[str, float] | None) -> LoadedRulebook:
     if not isinstance(tree, dict):
         raise RulebookErrors(
             [

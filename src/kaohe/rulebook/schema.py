@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from kaohe.periods import PeriodKind
 
@@ -23,6 +31,33 @@ from kaohe.periods import PeriodKind
 Num = float | str
 
 CODE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+#: units of measure of counts: a variable measured in one of them is ``integer`` (whole
+#: numbers only) unless it says otherwise
+COUNT_UNITS = frozenset(
+    [
+        "例",
+        "人",
+        "个",
+        "对",
+        "件",
+        "次",
+        "条",
+        "户",
+        "起",
+        "名",
+        "项",
+        "家",
+        "所",
+        "处",
+        "篇",
+        "场",
+        "台",
+        "辆",
+        "本",
+        "份",
+    ]
+)
 
 
 class _Model(BaseModel):
@@ -50,11 +85,24 @@ class Variable(_Model):
     )
     min: float | None = Field(0, description="smallest allowed value (counts are never negative)")
     max: float | None = None
+    integer: bool | None = Field(
+        None,
+        description="whole numbers only: a count (default: true when the unit of measure is a "
+        "count unit such as 例, 人, 个, 件, 次, 户; false otherwise, e.g. 元, 分)",
+    )
     level: Literal["unit", "parent"] = Field(
         "unit",
         description="unit: reported by each assessed unit; parent: reported on the parent unit's own rows "
         "(e.g. street cadres on the street's row), read only by payments with on: parent",
     )
+
+    @model_validator(mode="after")
+    def _integer_from_unit(self) -> Variable:
+        # not given: a count unit of measure makes a count (the model is frozen, hence
+        # object.__setattr__); after validation ``integer`` is always a bool
+        if self.integer is None:
+            object.__setattr__(self, "integer", self.unit in COUNT_UNITS)
+        return self
 
 
 class Parameter(_Model):
