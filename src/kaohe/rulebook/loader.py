@@ -388,6 +388,20 @@ def _check(rb: LoadedRulebook, tree: Any) -> list[RulebookError]:
             err("only an annual target can be split across periods", ("variables", name, "split"))
         if v.min is not None and v.max is not None and v.min > v.max:
             err("min is greater than max", ("variables", name, "min"))
+        if v.integer:
+            why = (
+                "integer: true"
+                if "integer" in v.model_fields_set
+                else f"a count by its unit {v.unit}; write integer: false if it is not"
+            )
+            for key in ("default", "min", "max"):
+                x = getattr(v, key)
+                if x is not None and not float(x).is_integer():
+                    err(
+                        f"{key} {x!r} is not a whole number, but '{name}' takes whole numbers "
+                        f"only ({why})",
+                        ("variables", name, key),
+                    )
     group_codes = {g.code for g in m.groups}
     if m.groups:
         for i, item in enumerate(m.items):
