@@ -273,3 +273,108 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert (tmp_path / "village-1000-2022.xlsx").exists()
     assert (tmp_path / "community-monthly-2022Q1-pay.xlsx").exists()
     assert "排名" in out
+
+
+# ---------------------------------------------------------------- counts: Int32, Float64 or XLSX
+
+
+def _float_csv(src: Path, out: Path) -> Path:
+    """``src`` with every whole number written with a decimal point (``3.0``), as pandas
+    writes a float column."""
+    import polars as pl
+
+    frame = pl.read_csv(src, infer_schema_length=None)
+    frame.with_columns(pl.col(pl.Int64).cast(pl.Float64)).write_csv(out)
+    return out
+
+
+def _workbook(src: Path, out: Path) -> Path:
+    """``src`` as a one-sheet workbook of numbers (empty cells left empty)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    with src.open(encoding="utf-8") as fh:
+        for i, row in enumerate(csv.reader(fh)):
+            ws.append([c if i == 0 or j < 2 or c == "" else float(c) for j, c in enumerate(row)])
+    wb.save(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("rulebook", "data", "units", "periods"),
+    [
+        ("village-1000", V_DATA, V_UNITS, ["2022", "2022T2"]),
+        ("community-monthly", C_DATA, C_UNITS, ["2022-03", "2022Q1", "2022"]),
+    ],
+)
+def test_scores_are_identical_whatever_the_numbers_were_read_as(
+    tmp_path: Path, rulebook: str, data: Path, units: Path, periods: list[str]
+) -> None:
+    import polars as pl
+
+    from kaohe.engine.evaluate import score
+    from kaohe.io.read import read_data
+    from kaohe.io.units import read_units
+    from kaohe.rulebook.loader import load_rulebook
+
+    inputs = {
+        "int32": data,  # counts parsed as Int32
+        "float64": _float_csv(data, tmp_path / "floats.csv"),  # '3.0': read again as Float64
+        "xlsx": _workbook(data, tmp_path / "data.xlsx"),
+    }
+    rb = load_rulebook(rulebook)
+    org = read_units(units)
+    datasets = {k: read_data(f, rb, org) for k, f in inputs.items()}
+    count = next(v for v, var in rb.variables.items() if var.integer)
+    dtypes = {k: ds.frame.schema[count] for k, ds in datasets.items()}
+    assert dtypes == {"int32": pl.Int32, "float64": pl.Float64, "xlsx": pl.Float64}
+    for period in periods:
+        # the engine's result tables, unrounded
+        tables = {k: score(rb, ds, period, org).table for k, ds in datasets.items()}
+        assert tables["float64"].equals(tables["int32"]), period
+        assert tables["xlsx"].equals(tables["int32"]), period
+        # and what `kaohe score` writes
+        for fmt in ("csv", "json"):
+            outputs = []
+            for kind, f in inputs.items():
+                out = tmp_path / f"{kind}-{period}.{fmt}"
+                code, _, err = run(
+                    "score", rulebook, "--data", f, "--units", units, "--period", period,
+                    "--format", fmt, "-o", out,
+                )  # fmt: skip
+                assert code == 0, err
+                outputs.append(out.read_bytes())
+            assert outputs[0] == outputs[1] == outputs[2], (period, fmt)
+
+
+def test_a_count_with_a_fraction_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    rows = list(csv.reader(V_DATA.open(encoding="utf-8")))
+    col = rows[0].index("births_total")
+    n = next(i for i, r in enumerate(rows) if r[1] == "2022T2")
+    rows[n][col] = "2.5"
+    data = tmp_path / "data.csv"
+    with data.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    out = tmp_path / "out.csv"
+    code, _, err = run(
+        "score", "village-1000", "--data", data, "--units", V_UNITS, "--period", "2022",
+        "--format", "csv", "-o", out,
+    )  # fmt: skip
+    assert code == 2
+    assert (
+        f"{data}, row {n + 1}, column 'births_total': '2.5' is not a whole number "
+        "(births_total is a count, 例)"
+    ) in " ".join(err.split())
+    assert not out.exists()
+    # the same file with the whole number scores
+    rows[n][col] = "2"
+    with data.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    code, _, err = run(
+        "score", "village-1000", "--data", data, "--units", V_UNITS, "--period", "2022",
+        "--format", "csv", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.exists()

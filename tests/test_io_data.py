@@ -81,7 +81,11 @@ def test_example_reads_with_the_right_values(rb: LoadedRulebook, org: OrgUnits) 
     assert f.columns == ["unit", "period", "_row", "_sheet", *rb.variables]
     assert ds.variables == list(rb.variables)
     assert f.height == 24
-    assert all(f.schema[v] == pl.Float64 for v in rb.variables)
+    # counts (integer variables) as Int32, scores and money as Float64
+    assert {v: f.schema[v] for v in rb.variables} == {
+        v: pl.Int32 if var.integer else pl.Float64 for v, var in rb.variables.items()
+    }
+    assert f.schema["births_total"] == pl.Int32 and f.schema["org_score"] == pl.Float64
     assert f.schema["_row"] == pl.Int64
     assert f["_row"].to_list() == list(range(2, 26))
     assert f["_sheet"].null_count() == 24
@@ -114,7 +118,9 @@ def test_fixture_copy_matches_the_shared_spec(rb: LoadedRulebook) -> None:
 
 
 def _values(ds_frame: pl.DataFrame) -> pl.DataFrame:
-    return ds_frame.drop("_row", "_sheet").sort("unit", "period")
+    """The values alone, every variable as Float64 (a CSV's counts are Int32)."""
+    frame = ds_frame.drop("_row", "_sheet").sort("unit", "period")
+    return frame.with_columns(pl.exclude("unit", "period").cast(pl.Float64))
 
 
 @pytest.mark.parametrize(
@@ -132,6 +138,10 @@ def test_every_form_reads_the_same_values(rb: LoadedRulebook, org: OrgUnits, nam
     other = read_data(DATA / name, rb, org)
     assert other.frame.columns == wide.frame.columns
     assert_frame_equal(_values(other.frame), _values(wide.frame))
+    # counts are Int32 in a wide CSV only (long layout, XLSX and these Parquet floats: Float64)
+    counts = pl.Int32 if name.endswith(".csv") and "long" not in name else pl.Float64
+    assert other.frame.schema["births_total"] == counts
+    assert other.frame.schema["association_score"] == pl.Float64
 
 
 def test_long_layout_keeps_source_rows(rb: LoadedRulebook) -> None:
@@ -425,3 +435,204 @@ def test_a_line_with_too_many_cells(tmp_path: Path, mini: LoadedRulebook) -> Non
     errs = errors_of(f, mini)
     assert [(e.row, e.column) for e in errs] == [(3, None)]
     assert "7 cells but the header has 6 columns" in errs[0].reason
+
+
+# ---------------------------------------------------------------- whole numbers (integer variables)
+
+INTS = """
+code: ints
+name: 整数
+periods: {step: quarter, cumulative: true}
+variables:
+  cases: {label: 例数, kind: flow, unit: 例}
+  avg: {label: 平均在岗人数, kind: flow, unit: 人, integer: false}
+  marks: {label: 次数, kind: flow, integer: true}
+  extra: {label: 附加例数, kind: flow, unit: 例, default: 2}
+  score: {label: 评分, kind: flow, unit: 分}
+items:
+  - {code: X1, name: 甲, points: 10, rule: full}
+"""
+
+
+@pytest.fixture(scope="module")
+def ints() -> LoadedRulebook:
+    return load_rulebook_text(INTS, file="ints.yaml")
+
+
+def edited(tmp_path: Path, changes: dict[tuple[int, str], str], name: str = "data.csv") -> Path:
+    """good-small.csv with cells changed: (sheet row, column) -> text."""
+    lines = (DATA / "good-small.csv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    for (row, column), text in changes.items():
+        rows[row - 2][header.index(column)] = text
+    return write(tmp_path, "\n".join(",".join(r) for r in [header, *rows]) + "\n", name)
+
+
+class _Spy:
+    """Records the schemas of the typed CSV reads (and still reads)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.schemas: list[dict[str, pl.DataType]] = []
+        self.real = read_module._read_csv_typed
+        monkeypatch.setattr(read_module, "_read_csv_typed", self)
+
+    def __call__(
+        self, source: Path | bytes, schema: dict[str, pl.DataType], wanted: list[int]
+    ) -> pl.DataFrame | None:
+        self.schemas.append(dict(schema))
+        return self.real(source, schema, wanted)
+
+
+def _no_text_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the CSV was read as text")
+
+    monkeypatch.setattr(read_module, "_read_csv_strings", boom)
+
+
+def test_csv_counts_are_parsed_as_int32_in_one_read(
+    rb: LoadedRulebook, org: OrgUnits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _Spy(monkeypatch)
+    _no_text_path(monkeypatch)
+    ds = read_data(DATA / "good-small.csv", rb, org)
+    (schema,) = spy.schemas  # no second read
+    assert schema["births_total"] == pl.Int32 and schema["population"] == pl.Int32
+    assert schema["association_score"] == pl.Float64  # 分
+    assert schema["fee_first_due"] == pl.Float64  # 元
+    assert schema["unit"] == pl.String
+    assert ds.frame.schema["births_total"] == pl.Int32
+    assert ds.frame.schema["fee_first_due"] == pl.Float64
+
+
+def test_counts_written_3_0_are_read_again_as_float64(
+    tmp_path: Path, rb: LoadedRulebook, org: OrgUnits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every number written with a decimal point, as pandas writes a float column
+    f = tmp_path / "floats.csv"
+    frame = pl.read_csv(DATA / "good-small.csv")
+    frame.with_columns(pl.col(pl.Int64).cast(pl.Float64)).write_csv(f)
+    assert ",3.0," in f.read_text(encoding="utf-8")
+    spy = _Spy(monkeypatch)
+    _no_text_path(monkeypatch)
+    ds = read_data(f, rb, org)
+    assert [s["births_total"] for s in spy.schemas] == [pl.Int32, pl.Float64]
+    assert ds.frame.schema["births_total"] == pl.Float64
+    assert_frame_equal(
+        _values(ds.frame), _values(read_data(DATA / "good-small.csv", rb, org).frame)
+    )
+
+
+def test_a_count_beyond_int32_is_read_as_float64(tmp_path: Path, rb: LoadedRulebook) -> None:
+    f = edited(tmp_path, {(2, "population"): "3000000000"})
+    ds = read_data(f, rb)
+    assert ds.frame.schema["population"] == pl.Float64
+    assert ds.frame.filter(pl.col("_row") == 2)["population"].item() == 3e9
+
+
+def test_a_count_with_a_fraction_is_an_error(rb: LoadedRulebook, org: OrgUnits) -> None:
+    # row 5: births_total 2.5 (a count, 例); row 8: slogans '3.0' and row 6: the score
+    # association_score 17.5 (分) are fine
+    errs = errors_of(DATA / "bad-fraction.csv", rb, org)
+    assert where(errs) == [(None, 5, "births_total")]
+    assert errs[0].reason == "'2.5' is not a whole number (births_total is a count, 例)"
+    assert str(errs[0]).startswith(f"{DATA / 'bad-fraction.csv'}, row 5, column 'births_total': ")
+
+
+def test_every_error_is_collected_with_fractions(tmp_path: Path, rb: LoadedRulebook) -> None:
+    f = edited(
+        tmp_path,
+        {
+            (3, "births_total"): "1.5",
+            (3, "births_late"): "-2.5",  # negative: reported as such, once
+            (4, "slogans"): "abc",  # not a number: the file is read as text
+            (7, "checkups_done"): "NaN",  # not finite: reported as such, once
+            (8, "iud_done"): "0.25",
+            (9, "fee_first_due"): "0.5",  # money (元): fractions are fine
+        },
+    )
+    errs = errors_of(f, rb)
+    assert [(e.row, e.column, e.reason) for e in errs] == [
+        (3, "births_total", "'1.5' is not a whole number (births_total is a count, 例)"),
+        (3, "births_late", "-2.5 is negative (must be ≥ 0)"),
+        (4, "slogans", "'abc' is not a number"),
+        (7, "checkups_done", "'nan' is not a finite number"),
+        (8, "iud_done", "'0.25' is not a whole number (iud_done is a count, 例)"),
+    ]
+
+
+def test_the_integer_flag_decides_not_the_unit(tmp_path: Path, ints: LoadedRulebook) -> None:
+    f = write(
+        tmp_path,
+        "unit,period,cases,avg,marks,extra,score\nU1,2022Q1,3,2.5,4,,1.5\nU1,2022Q2,1,0.5,2,7,2\n",
+    )
+    ds = read_data(f, ints)
+    types = {v: ds.frame.schema[v] for v in ints.variables}
+    assert types == {
+        "cases": pl.Int32,  # 例
+        "avg": pl.Float64,  # 人, but integer: false
+        "marks": pl.Int32,  # no unit, but integer: true
+        "extra": pl.Int32,  # 例, with a default
+        "score": pl.Float64,  # 分
+    }
+    assert ds.frame["avg"].to_list() == [2.5, 0.5]
+    assert ds.frame["extra"].to_list() == [2, 7]  # the default filled in an Int32 column
+    f = write(
+        tmp_path,
+        "unit,period,cases,avg,marks,score\nU1,2022Q1,3,2.5,4.5,1\nU1,2022Q2,1.5,0.5,2,1\n",
+    )
+    errs = errors_of(f, ints)
+    assert [(e.row, e.column, e.reason) for e in errs] == [
+        (2, "marks", "'4.5' is not a whole number (marks is a count)"),
+        (3, "cases", "'1.5' is not a whole number (cases is a count, 例)"),
+    ]
+
+
+def test_a_default_too_large_for_int32_makes_the_column_float64(tmp_path: Path) -> None:
+    rb = load_rulebook_text(INTS.replace("default: 2}", "default: 5000000000}"), file="x.yaml")
+    f = write(tmp_path, "unit,period,cases,avg,marks,extra,score\nU1,2022Q1,3,2,4,,1\n")
+    ds = read_data(f, rb)
+    assert ds.frame.schema["extra"] == pl.Float64 and ds.frame["extra"].to_list() == [5e9]
+
+
+def test_parquet_float_count_with_a_fraction(tmp_path: Path, rb: LoadedRulebook) -> None:
+    frame = pl.read_parquet(DATA / "good-small.parquet")
+    assert frame.schema["births_total"] == pl.Float64
+    third = pl.int_range(pl.len()) == 2  # V000 2022T2, row 4
+    f = tmp_path / "d.parquet"
+    frame.with_columns(
+        pl.when(third).then(2.5).otherwise(pl.col("births_total")).alias("births_total")
+    ).write_parquet(f)
+    errs = errors_of(f, rb)
+    assert [(e.row, e.column, e.reason) for e in errs] == [
+        (4, "births_total", "'2.5' is not a whole number (births_total is a count, 例)")
+    ]
+    # whole Float64 values are fine (and kept as Float64)
+    ds = read_data(DATA / "good-small.parquet", rb)
+    assert ds.frame.schema["births_total"] == pl.Float64
+
+
+def test_workbook_count_with_a_fraction(tmp_path: Path, rb: LoadedRulebook) -> None:
+    wb = openpyxl.load_workbook(DATA / "good-small.xlsx")
+    ws = wb["期间数据"]
+    header = [c.value for c in ws[1]]
+    ws.cell(5, header.index("births_total") + 1).value = 2.5  # V001 2022T1
+    ws.cell(6, header.index("slogans") + 1).value = 3.0  # a whole float: fine
+    f = tmp_path / "d.xlsx"
+    wb.save(f)
+    errs = errors_of(f, rb)
+    assert [(e.sheet, e.row, e.column, e.reason) for e in errs] == [
+        ("期间数据", 5, "births_total", "'2.5' is not a whole number (births_total is a count, 例)")
+    ]
+
+
+def test_long_layout_count_with_a_fraction(tmp_path: Path, rb: LoadedRulebook) -> None:
+    lines = (DATA / "good-small-long.csv").read_text(encoding="utf-8").splitlines()
+    n = next(i for i, line in enumerate(lines) if ",births_total," in line)
+    lines[n] = lines[n].rsplit(",", 1)[0] + ",2.5"
+    f = write(tmp_path, "\n".join(lines) + "\n")
+    errs = errors_of(f, rb)
+    assert [(e.row, e.column, e.reason) for e in errs] == [
+        (n + 1, "value", "'2.5' is not a whole number (births_total is a count, 例)")
+    ]

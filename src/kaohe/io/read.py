@@ -24,9 +24,11 @@ problems are collected (up to :data:`MAX_ERRORS`) and raised together as
 :class:`~kaohe.errors.InputErrors`; nothing is returned partially.
 
 Performance: a clean CSV or Parquet file is read by Polars with an explicit
-schema and validated with a handful of vectorised aggregates; only when one of
-them fails are the offending cells located (and, for non-numeric cells, the
-file re-read as text).
+schema (a CSV's counts, the values of ``integer`` variables, as Int32: faster
+than Float64 and half the memory; when a count is written ``3.0`` the file is
+read again with Float64 values) and validated with a handful of vectorised
+aggregates; only when one of them fails are the offending cells located (and,
+for non-numeric cells, the file re-read as text).
 """
 
 from __future__ import annotations
@@ -313,8 +315,9 @@ def _letter(index: int) -> str:
 @dataclass
 class _Sheet:
     """One table of the file after reading: ``frame`` has ROW, UNIT, PERIOD and either the
-    variable columns (wide) or VARIABLE, VALUE (long); value columns are Float64 or String
-    (String: still to be converted), the rest String."""
+    variable columns (wide) or VARIABLE, VALUE (long); value columns are Float64, an
+    integer type (Int32 counts of a CSV file, Parquet integers) or String (String: still
+    to be converted), the rest String."""
 
     name: str | None
     order: int
@@ -428,12 +431,19 @@ def _read_csv_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
             ]
         )
     source = _csv_source(path, encoding, file)
-    # fast path: explicit schema, value columns parsed by Polars as numbers
+    # fast path: explicit schema, value columns parsed by Polars as numbers; the columns
+    # of integer variables (counts, wide layout) straight as Int32 (faster than Float64
+    # and half the memory)
     schema: dict[str, pl.DataType] = {}
     wanted: list[int] = []
     headers: dict[str, str] = {}
     blanks: list[tuple[str, str]] = []
     value_cols = {c.index for c in _value_keys(header)}
+    int_cols = (
+        set()
+        if header.long
+        else {c.index for c in header.variables() if rb.variables[c.key or ""].integer}
+    )
     for col in header.columns:
         if col.key is None and not col.header:
             name = f"_blank{col.index}"
@@ -444,11 +454,34 @@ def _read_csv_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
         if col.key is None or col.key in (NAME, IGNORED):
             schema[f"_skip{col.index}"] = pl.String()
             continue
-        schema[col.key] = pl.Float64() if col.index in value_cols else pl.String()
+        if col.index in int_cols:
+            schema[col.key] = pl.Int32()
+        elif col.index in value_cols:
+            schema[col.key] = pl.Float64()
+        else:
+            schema[col.key] = pl.String()
         headers[col.key] = col.header
         wanted.append(col.index)
+    frame = _read_csv_typed(source, schema, wanted)
+    if frame is None and int_cols:
+        # a count written '3.0' (pandas does) or beyond Int32: every value column as
+        # Float64 (whole numbers are checked with the other values)
+        floats = {k: pl.Float64() if t == pl.Int32 else t for k, t in schema.items()}
+        frame = _read_csv_typed(source, floats, wanted)
+    if frame is None:
+        # a cell that is not a number (or a malformed line): locate it on the text
+        frame = _read_csv_strings(source, file, schema, wanted)
+    frame = frame.with_columns(pl.col(ROW).cast(pl.Int64))
+    return _Sheet(None, 0, header, frame, headers, blanks)
+
+
+def _read_csv_typed(
+    source: Path | bytes, schema: dict[str, pl.DataType], wanted: list[int]
+) -> pl.DataFrame | None:
+    """The CSV read by Polars with ``schema``, or None when a cell does not parse as its
+    column's type (or a line is malformed)."""
     try:
-        frame = pl.read_csv(
+        return pl.read_csv(
             source,
             has_header=False,
             skip_rows=1,
@@ -458,10 +491,7 @@ def _read_csv_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
             row_index_offset=2,
         )
     except pl.exceptions.PolarsError:
-        # a cell that is not a number (or a malformed line): locate it on the text
-        frame = _read_csv_strings(source, file, schema, wanted)
-    frame = frame.with_columns(pl.col(ROW).cast(pl.Int64))
-    return _Sheet(None, 0, header, frame, headers, blanks)
+        return None
 
 
 def _read_csv_strings(
@@ -1061,9 +1091,15 @@ def _fast_checks(
         exprs.append(c.min().alias(f"min:{v}"))
         if hi is not None:
             exprs.append(c.max().alias(f"max:{v}"))
-        if frame.schema[v].is_float():
+        dtype = frame.schema[v]
+        if dtype.is_float():
             # NaN and ±inf make the sum non-finite (one pass instead of is_nan + is_infinite)
             exprs.append(c.sum().is_finite().alias(f"finite:{v}"))
+        if var.integer and not dtype.is_integer():
+            # a count read as numbers with a fraction (XLSX, Parquet floats, long layout,
+            # a CSV read as Float64): true on a value that is not whole (or NaN)
+            f = c.cast(pl.Float64)
+            exprs.append((f != f.floor()).any().alias(f"fraction:{v}"))
     return frame.select(exprs).row(0, named=True)
 
 
@@ -1079,7 +1115,7 @@ def _is_clean(stats: dict[str, Any], rb: LoadedRulebook, present: list[str], n: 
     for v in present:
         if stats.get(f"wrong:{v}", 0) or stats.get(f"missing:{v}", 0):
             return False
-        if stats.get(f"finite:{v}") is False:
+        if stats.get(f"finite:{v}") is False or stats.get(f"fraction:{v}"):
             return False
         lo, hi = _bounds(rb.variables[v])
         mn, mx = stats[f"min:{v}"], stats.get(f"max:{v}")
@@ -1202,6 +1238,14 @@ def _detailed_errors(
             lambda r, v=v, lo=lo, hi=hi: _range_reason(r[v], lo, hi),
             extra=[v],
         )
+        if var.integer:
+            # a count with a fraction (a value out of range or not finite is reported above)
+            add_rows(
+                sub.filter(c.is_not_null() & ~(bad_num | out_lo | out_hi) & (c != c.floor())),
+                v,
+                lambda r, v=v, var=var: _whole_reason(r[v], v, var),
+                extra=[v],
+            )
         if wrong is not None:
             if var.kind == "flow":
 
@@ -1263,6 +1307,11 @@ def _range_reason(x: float, lo: float | None, hi: float | None) -> str:
     return f"{_fmt(x)} is above the maximum {_fmt(hi if hi is not None else x)}"
 
 
+def _whole_reason(x: float, code: str, var: Variable) -> str:
+    unit = f", {var.unit}" if var.unit else ""
+    return f"'{_fmt(x)}' is not a whole number ({code} is a count{unit})"
+
+
 # ====================================================================== entry point
 
 
@@ -1271,9 +1320,10 @@ def read_data(path: str | Path, rb: LoadedRulebook, units: OrgUnits | None = Non
 
     Returns a :class:`Dataset` whose frame has the columns unit, period (canonical
     text), _row, _sheet and one numeric column per variable of ``rb`` in the
-    rulebook's order (Float64, or the file's integer type: Parquet integers are
-    not converted), with each variable's default filled in on the rows where
-    it applies.  Raises :class:`InputErrors` listing every problem found.
+    rulebook's order (Float64, or an integer type: the counts of a wide CSV file
+    are read as Int32, Parquet integers are not converted), with each variable's
+    default filled in on the rows where it applies.  A value of an ``integer``
+    variable (a count) must be a whole number.  Raises :class:`InputErrors` listing every problem found.
     """
     p = Path(path)
     file = str(path)

@@ -368,6 +368,10 @@ _READ_REASONS_ZH: list[tuple[re.Pattern[str], str]] = [
         (r"^(?P<x>\S+) is negative \(must be ≥ 0\)$", "{x} 是负数（须 ≥ 0）"),
         (r"^(?P<x>\S+) is below the minimum (?P<lo>\S+)$", "{x} 小于下限 {lo}"),
         (r"^(?P<x>\S+) is above the maximum (?P<hi>\S+)$", "{x} 超过上限 {hi}"),
+        (
+            r"^'(?P<x>.*)' is not a whole number \((?P<v>\S+) is a count",
+            "'{x}' 不是整数（{v} 是计数，须为整数）",
+        ),
         (r"^empty unit code$", "单位代码为空"),
         (r"^empty period ", "期间为空（年度行填 YYYY，或填写报送期间）"),
         (
