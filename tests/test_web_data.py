@@ -291,3 +291,76 @@ def test_pages_in_english(app) -> None:  # type: ignore[no-untyped-def]
     assert "Previous period" in c.get("/data/V0000/2022T2").text
     review = c.get("/review").text.split("<main>")[1]
     assert "待审核" not in review and "已审核（锁定）" not in review
+
+
+# ====================================================================== whole numbers (integer)
+
+
+def test_excel_upload_rejects_a_count_with_a_fraction(app) -> None:  # type: ignore[no-untyped-def]
+    c = client_for(app, "assessor_t000")
+    wb = _download(c, "T000", "2022T1")
+    before = stored(app, "V0001", "2022T1", "births_total")
+    births = _cell(wb, "期间数据", "V0001", "2022T1", "births_total")
+    births.value = 2.5  # a count (例)
+    _cell(wb, "年度数据", "V0001", "2022", "association_score").value = 17.5  # a score: fine
+    r = _upload(c, "T000", "2022T1", wb)
+    assert r.status_code == 422
+    assert "未写入任何数据" in r.text and 'name="token"' not in r.text
+    errors = re.findall(
+        r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", r.text
+    )
+    assert [(s, int(row), col) for s, row, col, _ in errors] == [
+        ("期间数据", births.row, "核实出生数 (births_total)")
+    ]
+    why = errors[0][3]
+    assert why.startswith("&#39;2.5&#39; 不是整数（births_total 是计数，须为整数）")
+    assert "is not a whole number (births_total is a count, 例)" in why
+    assert stored(app, "V0001", "2022T1", "births_total") == before
+
+
+def _store_variant(app, changes: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """A new version of village-1000 (the current one from now on) with texts replaced."""
+    from kaohe.rulebook.loader import resolve_path
+    from kaohe.workflow.rulebooks import store_rulebook
+
+    text = resolve_path("village-1000").read_text(encoding="utf-8")
+    for old, new in changes.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    with transaction(app.state.sessions) as s:
+        store_rulebook(s, "village-1000.yaml", text)
+
+
+def test_forms_and_uploads_follow_the_integer_flag_not_the_unit(app) -> None:  # type: ignore[no-untyped-def]
+    c = client_for(app, "assessor_t000")
+    assert "整数" in c.get("/data/V0001/2022T1/check?v_births_total=2.5").text
+    assert c.get("/data/V0001/2022/check?v_association_score=17.5").text == ""
+    # births_total (例) may now be fractional, association_score (分) may not
+    _store_variant(
+        app,
+        {
+            "unit: 例}\n  births_reported": "unit: 例, integer: false}\n  births_reported",
+            "unit: 分}\n  # flows": "unit: 分, integer: true}\n  # flows",
+        },
+    )
+    assert c.get("/data/V0001/2022T1/check?v_births_total=2.5").text == ""
+    assert "整数" in c.get("/data/V0001/2022/check?v_association_score=17.5").text
+    form = c.get("/data/V0001/2022T1").text
+    births = re.search(r'<input[^>]*name="v_births_total"[^>]*>', form)
+    assert births is not None and 'pattern="[0-9]+"' not in births.group(0)
+    # the upload takes 2.5 for births_total now, and no longer 17.5 for association_score
+    wb = _download(c, "T000", "2022T1")
+    _cell(wb, "期间数据", "V0001", "2022T1", "births_total").value = 2.5
+    score = _cell(wb, "年度数据", "V0001", "2022", "association_score")
+    score.value = 17.5
+    r = _upload(c, "T000", "2022T1", wb)
+    assert r.status_code == 422
+    errors = re.findall(
+        r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", r.text
+    )
+    rows = {(s, int(row), col) for s, row, col, _ in errors}
+    assert ("年度数据", score.row, "协会工作评分 (association_score)") in rows
+    assert all(s == "年度数据" and col.endswith("(association_score)") for s, _, col in rows)
+    del wb["年度数据"]
+    r = _upload(c, "T000", "2022T1", wb)
+    assert r.status_code == 200 and "将修改 1 个数值" in r.text

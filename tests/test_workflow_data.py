@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 from kaohe.auth.permissions import Forbidden
 from kaohe.auth.users import user_by_name
 from kaohe.periods import Period
+from kaohe.rulebook.schema import Variable
 from kaohe.store.models import AuditEntry, DataValue, Submission
 from kaohe.workflow import submissions
 from kaohe.workflow.data import (
     DataError,
     Locked,
+    check_value,
     entry_form,
     import_value_sets,
     previous_period,
@@ -152,6 +154,24 @@ def test_set_values_rejects_bad_values_and_writes_nothing(db: Session) -> None:
     # scores (分) may have decimals
     set_values(db, user, v, "2022", {"association_score": "17.5"})
     assert _value(db, "V0000", "2022", "association_score") == 17.5
+
+
+def test_check_value_follows_the_integer_flag() -> None:
+    count = Variable(label="出生", kind="flow", unit="例")  # a count by its unit
+    assert check_value(count, "3") == (3.0, None) and check_value(count, 4.0) == (4.0, None)
+    assert check_value(count, "2.5") == (
+        None,
+        "2.5 不是整数：例数须为整数 (a count must be a whole number)",
+    )
+    average = Variable(label="平均在岗", kind="flow", unit="人", integer=False)
+    assert check_value(average, "2.5") == (2.5, None)
+    marks = Variable(label="评分", kind="annual", unit="分")
+    assert check_value(marks, "17.5") == (17.5, None)
+    whole_marks = Variable(label="评分", kind="annual", unit="分", integer=True)
+    x, why = check_value(whole_marks, "17.5")
+    assert x is None and why is not None and why.startswith("17.5 不是整数：分数须为整数")
+    x, why = check_value(Variable(label="次数", kind="flow", integer=True), 1.5)
+    assert x is None and why is not None and why.startswith("1.5 不是整数：该项须为整数")
 
 
 def test_reporter_cannot_write_another_unit(db: Session) -> None:

@@ -37,32 +37,6 @@ from kaohe.workflow import audit
 from kaohe.workflow.rulebooks import current_version, loaded
 from kaohe.workflow.units import NotFound, group_of
 
-#: units of measure of counts: values must be whole numbers
-COUNT_UNITS = frozenset(
-    [
-        "例",
-        "人",
-        "个",
-        "对",
-        "件",
-        "次",
-        "条",
-        "户",
-        "起",
-        "名",
-        "项",
-        "家",
-        "所",
-        "处",
-        "篇",
-        "场",
-        "台",
-        "辆",
-        "本",
-        "份",
-    ]
-)
-
 #: rows per bulk statement
 CHUNK = 20_000
 
@@ -163,10 +137,6 @@ def previous_period(p: Period) -> Period:
     return Period(p.year - 1, p.kind, PER_YEAR[p.kind])
 
 
-def is_count(var: Variable) -> bool:
-    return var.unit in COUNT_UNITS
-
-
 # ====================================================================== values
 
 
@@ -202,9 +172,17 @@ def check_value(var: Variable, raw: object) -> tuple[float | None, str | None]:
         return None, f"{fmt(x)} 小于最小值 {fmt(var.min)} (below the minimum)"
     if var.max is not None and x > var.max:
         return None, f"{fmt(x)} 大于最大值 {fmt(var.max)} (above the maximum)"
-    if is_count(var) and not x.is_integer():
-        return None, f"{fmt(x)} 不是整数：{var.unit}数须为整数 (a count must be a whole number)"
+    if var.integer and not x.is_integer():
+        return (
+            None,
+            f"{fmt(x)} 不是整数：{_count_noun(var)}须为整数 (a count must be a whole number)",
+        )
     return x, None
+
+
+def _count_noun(var: Variable) -> str:
+    """What must be whole, in Chinese: ``例数``, ``人数``… (the unit of measure + 数)."""
+    return f"{var.unit}数" if var.unit else "该项"
 
 
 def current_values(session: Session, unit_id: int, period: str) -> dict[str, DataValue]:
@@ -328,7 +306,7 @@ def entry_form(session: Session, user: User, unit: OrgUnit, period: str) -> Entr
                 value=now.get(code),
                 previous=before.get(code),
                 default=var.default,
-                integer=is_count(var),
+                integer=bool(var.integer),
                 min=var.min,
                 max=var.max,
             )

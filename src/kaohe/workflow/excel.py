@@ -46,7 +46,6 @@ from kaohe.rulebook.loader import LoadedRulebook
 from kaohe.store.models import OrgUnit, User
 from kaohe.workflow.audit import fmt_value
 from kaohe.workflow.data import (
-    COUNT_UNITS,
     GIVEN_SCHEMA,
     ImportPlan,
     PlanReuse,
@@ -255,7 +254,8 @@ def read_upload(
         return p, None, [_upload_error(x, filename) for x in e.errors]
     variables = list(rb.variables)
     long = (
-        ds.frame.select(UNIT, PERIOD, ROW, SHEET, *variables)
+        # every value as Float64 (a count may have been read as an integer column)
+        ds.frame.select(UNIT, PERIOD, ROW, SHEET, *[pl.col(v).cast(pl.Float64) for v in variables])
         .unpivot(index=[UNIT, PERIOD, ROW, SHEET], variable_name="variable", value_name="value")
         .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
     )
@@ -303,22 +303,6 @@ def read_upload(
                 row,
                 col,
                 f"'{var}' 只由{where}填报，单位 '{unit}' 不填 (does not apply to unit '{unit}')",
-            )
-        )
-    # whole numbers for counts
-    counts = [c for c, v in rb.variables.items() if v.unit in COUNT_UNITS]
-    fractional = long.filter(
-        pl.col("variable").is_in(counts) & (pl.col("value") != pl.col("value").round(0))
-    )
-    for sheet, row, col, var, x in fractional.select(
-        SHEET, ROW, "column", "variable", "value"
-    ).iter_rows():
-        errors.append(
-            UploadError(
-                sheet,
-                row,
-                col,
-                f"{x} 不是整数：{rb.variables[var].unit}数须为整数 (a count must be a whole number)",
             )
         )
     long = long.drop("_level").rename({UNIT: "unit", PERIOD: "period"})
