@@ -542,12 +542,15 @@ def _evaluate(
         steps = out.select(UNIT, *step_cols)
         out = out.drop(step_cols)
 
-    out = out.with_columns(rank_units(rb, out, placement if applies else None))
     placed: list[str] = []
-    if applies:
-        placed = out.filter(pl.col("__placed") & ~pl.col("vetoed"))[UNIT].to_list()
-        out = out.drop("__placed")
-    out = _in_ranking_order(out)
+    if not applies and _in_code_order(out) and not out.get_column("vetoed").any():
+        out = _ranked_runs(out)  # ranks and order from one sort
+    else:
+        out = out.with_columns(rank_units(rb, out, placement if applies else None))
+        if applies:
+            placed = out.filter(pl.col("__placed") & ~pl.col("vetoed"))[UNIT].to_list()
+            out = out.drop("__placed")
+        out = _in_ranking_order(out)
     outcomes = evaluate_outcomes(rb, out, vetoes, others, rctx, item_codes, flag_codes)
     out = out.select(
         UNIT, "name", "group", "total", "rank", "rank_bonus", "vetoed",
@@ -566,22 +569,47 @@ def _evaluate(
     )
 
 
-def _in_ranking_order(out: pl.DataFrame) -> pl.DataFrame:
-    """The result sorted by group, rank and unit code.
-
-    When the units come in code order with their groups in code order (as an org file
-    listing townships and villages by code gives them), a stable sort on the group's
-    run number and the rank is the same order, without comparing texts."""
+def _in_code_order(out: pl.DataFrame) -> bool:
+    """Whether the units come in code order with their groups in code order (as an org
+    file listing townships and villages by code gives them): each group is then one run
+    of rows, and the table order breaks ties by unit code."""
     group = out.get_column("group")
     unit = out.get_column(UNIT)
-    if (
+    return (
         group.null_count() in (0, group.len())
         and unit.null_count() == 0
         and group.is_sorted()
         and unit.is_sorted()
-    ):
+    )
+
+
+def _ranked_runs(out: pl.DataFrame) -> pl.DataFrame:
+    """Competition ranks (1, 1, 3) within groups, and the result in ranking order (group,
+    rank, unit code), from one stable sort by the group's run and the total, highest
+    first; for a table :func:`_in_code_order` (nothing placed or vetoed).  A rank is the
+    position of the first row of its tie less that of the first row of its group, + 1."""
+    pos = pl.int_range(pl.len(), dtype=pl.Int64)
+    run, t = pl.col("__run"), pl.col("__t")
+    new_run = run.ne_missing(run.shift(1))
+    new_tie = new_run | t.ne_missing(t.shift(1))
+    rank = pl.when(new_tie).then(pos).forward_fill() - pl.when(new_run).then(pos).forward_fill() + 1
+    return (
+        out.with_columns(
+            pl.col("group").rle_id().alias("__run"),
+            pl.col("total").round(TIE_DECIMALS).alias("__t"),
+        )
+        .sort(["__run", "__t"], descending=[False, True], maintain_order=True)
+        .with_columns(rank.alias("rank"))
+        .drop("__run", "__t")
+    )
+
+
+def _in_ranking_order(out: pl.DataFrame) -> pl.DataFrame:
+    """The result sorted by group, rank and unit code (by the group's run number and the
+    rank, without comparing texts, when :func:`_in_code_order`)."""
+    if _in_code_order(out):
         return (
-            out.with_columns(group.rle_id().alias("__run"))
+            out.with_columns(pl.col("group").rle_id().alias("__run"))
             .sort(["__run", "rank"], maintain_order=True)
             .drop("__run")
         )
