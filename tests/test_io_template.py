@@ -79,18 +79,21 @@ def test_year_template_layout(tmp_path: Path, rb: LoadedRulebook, org: OrgUnits)
     assert column(ws, 3)[:4] == ["2022T1", "2022T2", "2022T3", "2022T1"]
     assert ws.freeze_panes == "D2"
 
-    # every input cell has a 'decimal ≥ min' validation
+    # every input cell has a '≥ min' validation: whole numbers for counts
     dvs = ws.data_validations.dataValidation
     assert len(dvs) == len(flows)
     covered = set()
+    kinds = {}
     for dv in dvs:
-        assert dv.type == "decimal"
+        kinds[flows[next(iter(dv.sqref.ranges)).min_col - 4]] = dv.type
         assert dv.operator == "greaterThanOrEqual"
         assert dv.formula1 == "0"
         for rng in dv.sqref.ranges:
             assert (rng.min_row, rng.max_row) == (2, 19)
             covered.add(rng.min_col)
     assert covered == set(range(4, 4 + len(flows)))
+    assert kinds == {v: "whole" if rb.variables[v].integer else "decimal" for v in flows}
+    assert kinds["births_total"] == "whole" and kinds["fee_first_due"] == "decimal"
 
     help_ws = sheet(wb, HELP_SHEET)
     text = [c for row in help_ws.iter_rows(values_only=True) for c in row if c]
@@ -134,6 +137,7 @@ periods: {step: year}
 variables:
   score: {label: 评分, kind: annual, min: 0, max: 10}
   delta: {label: 差值, kind: flow, min: null}
+  moves: {label: 变动次数, kind: flow, min: null, integer: true}
 items:
   - {code: X1, name: 评分, points: 10, rule: {clamp: {value: score}}}
 """,
@@ -145,13 +149,17 @@ items:
     # a yearly scheme: one data sheet with every variable
     assert wb.sheetnames == [ANNUAL_SHEET, HELP_SHEET]
     ws = sheet(wb, ANNUAL_SHEET)
-    assert header(ws)[3:] == ["评分 (score)", "差值 (delta)"]
+    assert header(ws)[3:] == ["评分 (score)", "差值 (delta)", "变动次数 (moves)"]
     dvs = ws.data_validations.dataValidation
     by_col = {next(iter(dv.sqref.ranges)).min_col: dv for dv in dvs}
     # 'between' is the default operator of a data validation (written as no operator)
     assert by_col[4].operator in (None, "between")
     assert (by_col[4].formula1, by_col[4].formula2) == ("0", "10")
     assert by_col[5].type == "decimal"
+    # a whole number without bounds (integer: true)
+    assert by_col[6].type == "whole"
+    assert (by_col[6].formula1, by_col[6].formula2) == ("-1000000000000000", "1000000000000000")
+    assert "整数" in (by_col[6].error or "")
 
 
 def test_round_trip(tmp_path: Path, rb: LoadedRulebook, org: OrgUnits) -> None:

@@ -9,7 +9,8 @@ For a rulebook whose step is not the year, the workbook has
 
 With a yearly step, a single sheet 年度数据 holds every variable.  Headers are
 ``中文标签 (code)``; the header row and the unit columns are frozen; every input
-cell has a number validation (decimal ≥ the variable's minimum, ≤ its maximum);
+cell has a number validation (a whole number for an ``integer`` variable, a count;
+else a decimal; ≥ the variable's minimum, ≤ its maximum);
 with an org-unit file the leaf units (units without children) are pre-filled
 with their names.
 """
@@ -114,10 +115,11 @@ def _validation(var: Variable) -> dict[str, Any]:
         bounds.append(f"不小于{_num(lo)}")
     if hi is not None:
         bounds.append(f"不大于{_num(hi)}")
-    message = f"请输入{'、'.join(bounds) or ''}的数字" if bounds else "请输入数字"
+    what = "整数" if var.integer else "数字"
+    message = f"请输入{'、'.join(bounds)}的{what}" if bounds else f"请输入{what}"
     unit = f"（{var.unit}）" if var.unit else ""
     opts: dict[str, Any] = {
-        "validate": "decimal",
+        "validate": "integer" if var.integer else "decimal",
         "ignore_blank": True,
         "input_title": var.label[:32],
         "input_message": f"{var.label}{unit}：{message}"[:255],
@@ -131,7 +133,8 @@ def _validation(var: Variable) -> dict[str, Any]:
     elif hi is not None:
         opts.update(criteria="<=", value=_plain(hi))
     else:
-        opts.update(criteria="between", minimum=-1e15, maximum=1e15)
+        big = 10**15 if var.integer else 1e15
+        opts.update(criteria="between", minimum=-big, maximum=big)
     return opts
 
 
