@@ -485,10 +485,13 @@ class _Spy:
 
 
 def _no_text_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if the CSV is read as text or the cells are searched for errors (clean files)."""
+
     def boom(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the CSV was read as text")
+        raise AssertionError("the CSV was read as text or took the error path")
 
     monkeypatch.setattr(read_module, "_read_csv_strings", boom)
+    monkeypatch.setattr(read_module, "_detailed_errors", boom)
 
 
 def test_csv_counts_are_parsed_as_int32_in_one_read(
