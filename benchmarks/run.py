@@ -179,19 +179,32 @@ def run_once(cmd: list[str], log: Path) -> tuple[bool, float, float, str]:
 
 
 def measure(cmd: list[str], repeat: int, log: Path) -> Measure:
-    m = Measure()
-    peaks: list[float] = []
+    return measure_rounds({"cmd": (cmd, log)}, repeat)["cmd"]
+
+
+def measure_rounds(cmds: dict[str, tuple[list[str], Path]], repeat: int) -> dict[str, Measure]:
+    """Run the commands in turn, ``repeat`` rounds (engine, baseline, engine, baseline…
+    rather than all runs of one then all of the other: a machine whose speed drifts
+    during the benchmark then affects both alike)."""
+    out = {name: Measure() for name in cmds}
+    peaks: dict[str, list[float]] = {name: [] for name in cmds}
     for _ in range(repeat):
-        ok, seconds, peak, error = run_once(cmd, log)
-        if not ok:
-            m.error = error
-            return m
-        m.runs.append(seconds)
-        peaks.append(peak)
-    m.ok = True
-    m.seconds = statistics.median(m.runs)
-    m.peak_mb = max(peaks)
-    return m
+        for name, (cmd, log) in cmds.items():
+            m = out[name]
+            if m.error:
+                continue
+            ok, seconds, peak, error = run_once(cmd, log)
+            if not ok:
+                m.error = error
+                continue
+            m.runs.append(seconds)
+            peaks[name].append(peak)
+    for name, m in out.items():
+        if not m.error and m.runs:
+            m.ok = True
+            m.seconds = statistics.median(m.runs)
+            m.peak_mb = max(peaks[name])
+    return out
 
 
 # --- comparison ----------------------------------------------------------------------
@@ -266,32 +279,43 @@ def bench(size: int, fmt: str, repeat: int, period: str, baseline_only: bool) ->
     row = Row(size, fmt, Measure(), Measure(), Measure(), Measure())
 
     console.print(f"[bold]{size:,} villages, {fmt}[/]")
-    console.print("  baseline …")
-    row.baseline = measure(
-        [sys.executable, str(BASELINE), *common, "--output", str(baseline_out)],
-        repeat,
-        OUT_DIR / f"baseline-{tag}.log",
-    )
+    cmds = {
+        "baseline": (
+            [sys.executable, str(BASELINE), *common, "--output", str(baseline_out)],
+            OUT_DIR / f"baseline-{tag}.log",
+        )
+    }
+    if not baseline_only:
+        unit = middle_village(units)
+        cmds |= {
+            "engine": (
+                [
+                    *kaohe,
+                    "score",
+                    RULEBOOK,
+                    *common,
+                    "--format",
+                    "csv",
+                    "--output",
+                    str(engine_out),
+                ],
+                OUT_DIR / f"engine-{tag}.log",
+            ),
+            "explain": (
+                [*kaohe, "explain", RULEBOOK, *common, "--unit", unit, "--format", "json"],
+                OUT_DIR / f"explain-{tag}.log",
+            ),
+            "load": (
+                [sys.executable, "-c", _LOAD_ONLY, RULEBOOK, str(data), str(units)],
+                OUT_DIR / f"load-{tag}.log",
+            ),
+        }
+    console.print(f"  {', '.join(cmds)}: {repeat} rounds …")
+    measured = measure_rounds(cmds, repeat)
+    row.baseline = measured["baseline"]
     if baseline_only:
         return row
-    console.print("  engine …")
-    row.engine = measure(
-        [*kaohe, "score", RULEBOOK, *common, "--format", "csv", "--output", str(engine_out)],
-        repeat,
-        OUT_DIR / f"engine-{tag}.log",
-    )
-    console.print("  explain …")
-    unit = middle_village(units)
-    row.explain = measure(
-        [*kaohe, "explain", RULEBOOK, *common, "--unit", unit, "--format", "json"],
-        repeat,
-        OUT_DIR / f"explain-{tag}.log",
-    )
-    row.load = measure(
-        [sys.executable, "-c", _LOAD_ONLY, RULEBOOK, str(data), str(units)],
-        repeat,
-        OUT_DIR / f"load-{tag}.log",
-    )
+    row.engine, row.explain, row.load = measured["engine"], measured["explain"], measured["load"]
     if row.engine.ok and row.baseline.ok:
         row.agree, row.disagreement = in_child(compare, engine_out, baseline_out)
     return row
@@ -311,8 +335,18 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}×" if a is not None and b else "—"
 
 
+def paired_ratio(a: Measure, b: Measure) -> float | None:
+    """Median over the rounds of a's time / b's time in the same round."""
+    if not (a.ok and b.ok) or len(a.runs) != len(b.runs):
+        return None
+    return statistics.median(x / y for x, y in zip(a.runs, b.runs, strict=True))
+
+
 def report(rows: list[Row], period: str, repeat: int) -> Table:
-    table = Table(title=f"village-1000, period {period}: median of {repeat}, fresh processes")
+    table = Table(
+        title=f"village-1000, period {period}: median of {repeat} rounds, fresh processes "
+        "(engine/baseline: median of each round's ratio)"
+    )
     for name in (
         "villages",
         "format",
@@ -334,7 +368,7 @@ def report(rows: list[Row], period: str, repeat: int) -> Table:
             r.fmt,
             _s(r.engine),
             _s(r.baseline),
-            _ratio(r.engine.seconds, r.baseline.seconds),
+            _ratio(paired_ratio(r.engine, r.baseline), 1.0),
             _mb(r.engine),
             _mb(r.baseline),
             _ratio(r.engine.peak_mb, r.baseline.peak_mb),
@@ -398,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
                 "period": args.period,
                 "repeat": repeat,
                 "startup": asdict(startup),
-                "rows": [asdict(r) for r in rows],
+                "rows": [
+                    asdict(r) | {"engine_baseline_ratio": paired_ratio(r.engine, r.baseline)}
+                    for r in rows
+                ],
             },
             indent=1,
         ),
