@@ -237,3 +237,18 @@ def test_near_equal_totals_tie() -> None:
     }
     t = score(rb, make_dataset(rb, rows), "2022T1").table
     assert t["rank"].to_list() == [1, 1]
+
+
+def test_a_dataset_in_a_list_is_scored_the_same_and_released() -> None:
+    rb = rulebook("  - {code: S, name: 计数, rule: {formula: x}, floor: null}\n")
+    rows = {
+        **year_rows(rb, "A", flows={1: {"x": 1}}),
+        **year_rows(rb, "B", flows={1: {"x": 2}}),
+    }
+    org = org_units([("T1", None), ("A", "T1"), ("B", "T1")])
+    direct = score(rb, make_dataset(rb, rows), "2022T1", org).table
+    box = [make_dataset(rb, rows)]
+    boxed = score(rb, box, "2022T1", org).table
+    assert box == []  # the caller's reference is gone: the frame can be freed
+    assert boxed.equals(direct)
+    assert boxed["rank"].to_list() == [1, 2]
