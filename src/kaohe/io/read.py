@@ -787,9 +787,10 @@ def _read_parquet_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
     exprs: list[pl.Expr] = [pl.int_range(2, raw.height + 2, dtype=pl.Int64).alias(ROW)]
     headers: dict[str, str] = {}
     blanks: list[tuple[str, str]] = []
+    schema = raw.schema  # (each .schema builds a new object: once, not per column)
     for col, name in zip(header.columns, raw.columns, strict=True):
         src = pl.col(name)
-        dtype = raw.schema[name]
+        dtype = schema[name]
         if col.key is None and not col.header:
             bname = f"_blank{col.index}"
             exprs.append(src.cast(pl.String).alias(bname))
@@ -814,10 +815,9 @@ def _read_parquet_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
 def _to_numbers(sheet: _Sheet, errors: _Errors) -> None:
     """Convert String value columns to Float64, reporting cells that are not numbers."""
     frame = sheet.frame
+    schema = frame.schema
     string_cols = [
-        k
-        for k in frame.columns
-        if k != ROW and frame.schema[k] == pl.String and _is_value(sheet, k)
+        k for k in frame.columns if k != ROW and schema[k] == pl.String and _is_value(sheet, k)
     ]
     meta = [k for k in (UNIT, PERIOD, VARIABLE) if k in frame.columns]
     frame = frame.with_columns([_strip_null(k) for k in meta + string_cols])
@@ -1058,6 +1058,7 @@ def _fast_checks(
 ) -> dict[str, Any]:
     """One vectorised pass: counts and extremes that are all zero / in range on clean data
     (and ``fill:v``, how many cells the default of variable v fills in)."""
+    schema = frame.schema
     exprs: list[pl.Expr] = [
         pl.col(UNIT).null_count().alias("unit_null"),
         (pl.col(UNIT).str.len_bytes() == 0).sum().alias("unit_empty"),
@@ -1091,7 +1092,7 @@ def _fast_checks(
         exprs.append(c.min().alias(f"min:{v}"))
         if hi is not None:
             exprs.append(c.max().alias(f"max:{v}"))
-        dtype = frame.schema[v]
+        dtype = schema[v]
         if dtype.is_float():
             # NaN and ±inf make the sum non-finite (one pass instead of is_nan + is_infinite)
             exprs.append(c.sum().is_finite().alias(f"finite:{v}"))
@@ -1361,7 +1362,8 @@ def _validate(
     frames: list[pl.DataFrame] = []
     for sh in sheets:
         _check_blanks(sh, errors)
-        if any(sh.frame.schema[k] == pl.String for k in sh.frame.columns if _is_value(sh, k)) or (
+        sheet_schema = sh.frame.schema
+        if any(sheet_schema[k] == pl.String for k in sh.frame.columns if _is_value(sh, k)) or (
             sh.name is not None
         ):
             _to_numbers(sh, errors)
@@ -1415,7 +1417,11 @@ def _validate(
     if errors or not _is_clean(stats, rb, present, frame.height):
         # the error path compares and prints values as Float64
         frame = frame.with_columns(
-            [pl.col(v).cast(pl.Float64) for v in present if frame.schema[v] != pl.Float64]
+            [
+                pl.col(v).cast(pl.Float64)
+                for v, t in frame.schema.items()
+                if v in present and t != pl.Float64
+            ]
         )
         bad_cells = pl.DataFrame(
             [
@@ -1494,6 +1500,7 @@ def _dataset(
 
     Columns are neither copied nor rechunked: every column of a file read keeps the same
     chunks, so filters and selects need not realign them."""
+    schema = frame.schema
     out: list[pl.Expr] = [
         pl.col(UNIT).cast(pl.String),
         pl.col(PERIOD).cast(pl.String),
@@ -1508,7 +1515,7 @@ def _dataset(
                 c = pl.when(applies).then(pl.lit(float(var.default))).otherwise(c)
             out.append(c.alias(v))
             continue
-        dtype = frame.schema[v]
+        dtype = schema[v]
         c = pl.col(v)
         if not (dtype.is_integer() or dtype == pl.Float64):
             c = c.cast(pl.Float64)  # Float32, Decimal…: computed as Float64
