@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from kaohe.cli_console import err, note, out
 from kaohe.errors import InputErrors, KaoheError, RulebookErrors
 
 app = typer.Typer(
@@ -27,8 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 
 class ScoreFormat(StrEnum):
@@ -55,14 +51,19 @@ def _fail(e: KaoheError) -> None:
 
 @contextmanager
 def _steps() -> Iterator[Any]:
-    """A progress display on stderr (only drawn on a terminal)."""
+    """A progress display on stderr (only drawn on a terminal: elsewhere Rich is not
+    even imported)."""
+    if not sys.stderr.isatty():
+        yield lambda text: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=err,
+        console=err.get(),
         transient=True,
-        disable=not err.is_terminal,
     )
     with progress:
         task = progress.add_task("", total=None)
@@ -191,7 +192,7 @@ def score(
     except KaoheError as e:
         _fail(e)
     if output:
-        err.print(f"已写出 written: {output} ({result.table.height} units, period {result.period})")
+        note(f"已写出 written: {output} ({result.table.height} units, period {result.period})")
 
 
 def _explain_all(rb: Any, ds: Any, org: Any, result: Any) -> dict[str, dict[str, Any]]:
@@ -355,6 +356,8 @@ def notice(
 @app.command("rulebooks")
 def list_rulebooks() -> None:
     """List the shipped rulebooks."""
+    from rich.table import Table
+
     from kaohe.rulebook.loader import load_rulebook, shipped_rulebooks
 
     t = Table()
@@ -431,7 +434,7 @@ def demo(
     from kaohe.demo.run import run_demo
 
     try:
-        run_demo(output_dir, out)
+        run_demo(output_dir, out.get())
     except KaoheError as e:
         _fail(e)
 

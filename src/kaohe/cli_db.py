@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
+from kaohe.cli_console import err, out
 from kaohe.errors import KaoheError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by the commands that use it (fast start-up)
@@ -19,8 +19,6 @@ app = typer.Typer(
     help="The database: upgrade (migrations), current revision, backup, restore",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
 
 DatabaseOpt = Annotated[
     str | None,
@@ -182,6 +180,8 @@ def serve(
     from kaohe.demo.serve import run_server
 
     try:
-        run_server(host=host, port=port, database=database, demo=demo, console=out, workers=workers)
+        run_server(
+            host=host, port=port, database=database, demo=demo, console=out.get(), workers=workers
+        )
     except KaoheError as e:
         _fail(e)

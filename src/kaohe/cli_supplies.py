@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from kaohe.cli_console import err
 from kaohe.errors import KaoheError
 
 app = typer.Typer(
     help="Contraceptive supplies (避孕药具): stock reports and expiring lots", no_args_is_help=True
 )
-err = Console(stderr=True)
 
 DatabaseOpt = Annotated[
     str | None,
@@ -107,6 +105,8 @@ def expiring(
         typer.echo(json.dumps({"as_of": day.isoformat(), "within_months": months, "lots": rows},
                               ensure_ascii=False, indent=1))  # fmt: skip
         return
+    from rich.table import Table
+
     table = Table(title=f"截至 {day.isoformat()}：已过期和 {months} 个月内到期的药具")
     for col in ("状态", "地点", "药具", "批号", "有效期至", "结存"):
         table.add_column(col, justify="right" if col == "结存" else "left")
@@ -119,4 +119,6 @@ def expiring(
             str(r["expiry"]),
             str(r["qty"]),
         )
+    from rich.console import Console
+
     Console(width=160).print(table)

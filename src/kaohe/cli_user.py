@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from kaohe.cli_console import err, out
 from kaohe.errors import KaoheError
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only by the commands that use it (fast start-up)
@@ -22,8 +21,6 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only by the commands that use it (fa
 app = typer.Typer(
     help="Users: add, change passwords, disable (县、乡镇、村用户)", no_args_is_help=True
 )
-out = Console()
-err = Console(stderr=True)
 
 DatabaseOpt = Annotated[
     str | None,
@@ -180,6 +177,8 @@ def enable(
 @app.command("list")
 def list_(database: DatabaseOpt = None) -> None:
     """List users: role, unit, active, created."""
+    from rich.table import Table
+
     from kaohe.auth.users import list_users
     from kaohe.web.i18n import local_date
 
