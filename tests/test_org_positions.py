@@ -54,3 +54,31 @@ def test_parent_positions_by_binary_search() -> None:
     assert org.codes_sorted()
     assert org.parent_positions().to_list() == [None, None, 1, 0, None]
     assert org.is_parent().to_list() == [True, True, False, False, False]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.sampled_from(["A", "B", "C"])),
+            st.one_of(st.none(), st.sampled_from(["2022", "2022T1", "2022T2"])),
+        ),
+        max_size=12,
+    ),
+    by_position=st.booleans(),
+)
+def test_increasing_rows_are_distinct(
+    rows: list[tuple[str | None, str | None]], by_position: bool
+) -> None:
+    """read_data's duplicate check skips hashing when rows come in increasing (unit,
+    period) order: that must imply distinct, non-null pairs (and hold for sorted ones)."""
+    from kaohe.io.read import _increasing
+
+    frame = pl.DataFrame(rows, schema={"unit": pl.String, "period": pl.String}, orient="row")
+    unit = pl.lit(_org(["A", "B", "C"]).positions(frame["unit"])) if by_position else pl.col("unit")
+    increasing = frame.select(_increasing(unit)).item()
+    if increasing:
+        assert None not in [x for r in rows for x in r]
+        assert len(set(rows)) == len(rows)
+    if rows and None not in [x for r in rows for x in r] and rows == sorted(set(rows)):
+        assert increasing

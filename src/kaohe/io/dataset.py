@@ -144,7 +144,8 @@ class OrgUnits:
         s = codes.cast(pl.String).rename(UNIT)
         if s.len() == 0:
             return pl.Series(_POS, [], dtype=pl.UInt32)
-        start = s.ne_missing(s.shift(1)).scatter(0, True)
+        run = s.rle_id()  # one pass over the texts; the rest compares integers
+        start = run.ne_missing(run.shift(1)).fill_null(True)
         runs = s.filter(start) if not start.all() else s
         at = self._in_order(runs)
         if at is None and self.codes_sorted():
@@ -157,7 +158,7 @@ class OrgUnits:
             )
         if runs.len() == s.len():
             return at
-        return at.gather(s.rle_id())
+        return at.gather(run)
 
     def _search(self, codes: pl.Series) -> pl.Series:
         """Positions of ``codes`` by binary search in the sorted codes of the file."""
