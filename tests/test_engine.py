@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import polars as pl
 import pytest
 
@@ -252,3 +254,19 @@ def test_a_dataset_in_a_list_is_scored_the_same_and_released() -> None:
     assert box == []  # the caller's reference is gone: the frame can be freed
     assert boxed.equals(direct)
     assert boxed["rank"].to_list() == [1, 2]
+
+
+def test_compiled_items_are_kept_per_rulebook() -> None:
+    rb = rulebook("  - {code: S, name: 计数, rule: {formula: x}, floor: null}\n")
+    rows = {
+        **year_rows(rb, "A", flows={1: {"x": 1}}),
+        **year_rows(rb, "B", flows={1: {"x": 2}}),
+    }
+    org = org_units([("T1", None), ("A", "T1"), ("B", "T1")])
+    first = score(rb, make_dataset(rb, rows), "2022T1", org).table
+    assert rb.compiled  # built once…
+    kept = dict(rb.compiled)
+    again = score(rb, make_dataset(rb, rows), "2022T1", org).table
+    assert again.equals(first)
+    assert all(rb.compiled[k] is v for k, v in kept.items())  # …and reused
+    assert dataclasses.replace(rb).compiled == {}  # a copy starts its own

@@ -274,7 +274,17 @@ class Compiler:
         return total, err
 
     def item(self, item: Item, ctx: Context) -> tuple[pl.Expr, Err]:
-        """The item's score for one step (floor, cap and veto applied)."""
+        """The item's score for one step (floor, cap and veto applied); kept on the
+        rulebook when names have their default meaning (expressions are immutable)."""
+        if self.names:
+            return self._item(item, ctx)
+        key = ("item", item.code, ctx, self.inline_ytd)
+        hit = self.rb.compiled.get(key)
+        if hit is None:
+            hit = self.rb.compiled[key] = self._item(item, ctx)
+        return hit
+
+    def _item(self, item: Item, ctx: Context) -> tuple[pl.Expr, Err]:
         m = self.m
         score, err = self.base(item, ctx)
         pre_b, e1 = self.cases([c for c in item.bonuses if not c.after_floor], ctx)

@@ -55,6 +55,10 @@ class LoadedRulebook:
     file: str
     sha256: str
     formulas: dict[str, expr.Node] = field(default_factory=dict)
+    #: compiled Polars expressions of items, by (item code, step context): they depend
+    #: only on the rulebook, and building them is most of the Python time of scoring a
+    #: township (the web app and explanations score one at a time)
+    compiled: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def code(self) -> str:
