@@ -157,12 +157,10 @@ def score(
         with _steps() as step:
             rb, ds, org = _load(rulebook, data, units, param, step)
             step("计算 scoring")
-            if explain:
-                result = run_score(rb, ds, period, org)
-            else:  # the dataset is dropped once reshaped (see kaohe.engine.score)
-                box = [ds]
+            box = [ds]
+            if not explain:  # then the dataset is dropped once reshaped (engine.score)
                 del ds
-                result = run_score(rb, box, period, org)
+            result = run_score(rb, box, period, org)
             explanations = None
             if explain:
                 step("生成说明 explaining")

@@ -554,14 +554,15 @@ def _evaluate(
         out = out.drop(step_cols)
 
     placed: list[str] = []
-    if not applies and _in_code_order(out) and not out.get_column("vetoed").any():
+    in_code_order = _in_code_order(out)
+    if not applies and in_code_order and not out.get_column("vetoed").any():
         out = _ranked_runs(out)  # ranks and order from one sort
     else:
         out = out.with_columns(rank_units(rb, out, placement if applies else None))
         if applies:
             placed = out.filter(pl.col("__placed") & ~pl.col("vetoed"))[UNIT].to_list()
             out = out.drop("__placed")
-        out = _in_ranking_order(out)
+        out = _in_ranking_order(out, in_code_order)
     outcomes = evaluate_outcomes(rb, out, vetoes, others, rctx, item_codes, flag_codes)
     out = out.select(
         UNIT, "name", "group", "total", "rank", "rank_bonus", "vetoed",
@@ -615,10 +616,10 @@ def _ranked_runs(out: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _in_ranking_order(out: pl.DataFrame) -> pl.DataFrame:
+def _in_ranking_order(out: pl.DataFrame, in_code_order: bool) -> pl.DataFrame:
     """The result sorted by group, rank and unit code (by the group's run number and the
-    rank, without comparing texts, when :func:`_in_code_order`)."""
-    if _in_code_order(out):
+    rank, without comparing texts, when ``in_code_order``: see :func:`_in_code_order`)."""
+    if in_code_order:
         return (
             out.with_columns(pl.col("group").rle_id().alias("__run"))
             .sort(["__run", "rank"], maintain_order=True)

@@ -163,11 +163,11 @@ class OrgUnits:
     def _search(self, codes: pl.Series) -> pl.Series:
         """Positions of ``codes`` by binary search in the sorted codes of the file."""
         code = self.frame.get_column("code")
-        at = code.search_sorted(codes).cast(pl.UInt32)
-        hit = code.gather(at.clip(upper_bound=max(code.len() - 1, 0))) if code.len() else None
-        if hit is None:
+        if code.len() == 0:
             return pl.repeat(None, codes.len(), dtype=pl.UInt32, eager=True).rename(_POS)
-        found = hit.eq_missing(codes) & codes.is_not_null()
+        at = code.search_sorted(codes).cast(pl.UInt32)
+        found = code.gather(at.clip(upper_bound=code.len() - 1)).eq_missing(codes)
+        found = found & codes.is_not_null()
         return at.to_frame(_POS).select(pl.when(pl.lit(found)).then(pl.col(_POS))).to_series()
 
     def _in_order(self, runs: pl.Series) -> pl.Series | None:
