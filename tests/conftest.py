@@ -7,8 +7,10 @@ and web tests both ways)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,12 @@ from sqlalchemy.pool import NullPool
 from kaohe.store.db import database_url, make_engine, session_factory, transaction, upgrade
 
 PG_ENV = "KAOHE_TEST_DATABASE_URL"
+
+# parsed rulebooks are cached (kaohe.rulebook.cache) in a folder of this test run's own,
+# not in the user's ~/.cache; the CLI's subprocesses inherit it
+_CACHE = tempfile.mkdtemp(prefix="kaohe-test-cache-")
+os.environ["KAOHE_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 #: the browser-test fixtures (live_server, browser, context, page)
 pytest_plugins = ("tests.browser_harness",)

@@ -1,5 +1,6 @@
-"""The two YAML paths of the loader: libyaml (fast, for valid rulebooks) and the
-round-trip parser (positions for errors) read every rulebook file the same way."""
+"""The three ways the loader gets a rulebook's data: libyaml (fast, for valid
+rulebooks), the round-trip parser (positions for errors) and the cache of parsed texts
+(kaohe.rulebook.cache) give every rulebook file the same rulebook or the same errors."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ FILES = sorted([*SHIPPED.glob("*.yaml"), *FIXTURES.rglob("*.yaml")])
 
 def test_libyaml_is_installed() -> None:
     # ruamel.yaml.clib is a dependency: without it every load takes the slow path
-    assert loader._CParser is not None
+    from ruamel.yaml.main import CParser
+
+    assert CParser is not None
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -43,9 +46,35 @@ def test_same_rulebook_or_same_errors(path: Path, monkeypatch: pytest.MonkeyPatc
         except RulebookErrors as e:
             return [str(x) for x in e.errors]
 
+    monkeypatch.setenv("KAOHE_CACHE_DIR", "")  # parsed, not read back
     fast = load()
     monkeypatch.setattr(loader, "_read_yaml_fast", lambda text: None)
     assert fast == load()
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_same_rulebook_or_same_errors_from_the_cache(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = path.read_text(encoding="utf-8")
+
+    def load() -> object:
+        try:
+            return load_rulebook_text(text, file=str(path)).model
+        except RulebookErrors as e:
+            return [str(x) for x in e.errors]
+
+    monkeypatch.setenv("KAOHE_CACHE_DIR", str(tmp_path))
+    parsed = load()
+    stored = list(tmp_path.glob("*.json"))
+    assert len(stored) == (0 if isinstance(parsed, list) else 1)  # only valid ones are kept
+
+    def no_parsing(text: str) -> None:
+        raise AssertionError("parsed although cached")
+
+    if stored:
+        monkeypatch.setattr(loader, "_read_yaml_fast", no_parsing)
+    assert load() == parsed
 
 
 def test_errors_name_the_line_after_a_fast_attempt() -> None:
