@@ -1,11 +1,18 @@
-"""`kaohe score` and `kaohe explain` pay for the CLI's imports on every run: the
+"""`kaohe score` and `kaohe explain` pay for the CLI's start-up on every run: the
 sub-commands that need the store (user, db, supplies) import SQLAlchemy only
-when they run."""
+when they run, Rich is imported only to draw, and a one-shot command ends without
+tearing the interpreter down once its output is flushed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+EXAMPLE = Path(__file__).parent / "fixtures" / "village-1000-example"
+DATA = next(EXAMPLE.glob("*data*.csv"))
+UNITS = next(EXAMPLE.glob("*units*.csv"))
 
 
 def test_cli_import_does_not_load_the_store() -> None:
@@ -17,21 +24,55 @@ def test_cli_import_does_not_load_the_store() -> None:
 def test_score_to_a_file_does_not_load_rich(tmp_path: object) -> None:
     """Rich (≈ 50 ms of start-up) is imported only to draw on a terminal or to print
     tables and errors: a ``kaohe score`` writing a file from a script does without."""
-    from pathlib import Path
-
-    root = Path(__file__).parent / "fixtures" / "village-1000-example"
-    data = next(root.glob("*data*.csv"))
-    units = next(root.glob("*units*.csv"))
     out = Path(str(tmp_path)) / "out.csv"
     code = (
         "import sys\n"
-        "from kaohe.cli import main\n"
-        f"sys.argv = ['kaohe', 'score', 'village-1000', '--data', {str(data)!r}, "
-        f"'--units', {str(units)!r}, '--period', '2022', '--format', 'csv', '-o', {str(out)!r}]\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "from kaohe.cli import app\n"
+        f"sys.argv = ['kaohe', 'score', 'village-1000', '--data', {str(DATA)!r}, "
+        f"'--units', {str(UNITS)!r}, '--period', '2022', '--format', 'csv', '-o', {str(out)!r}]\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
     assert out.read_text(encoding="utf-8").startswith("unit,name,group,total,rank,")
     assert "已写出 written" in run.stderr
+
+
+def _main(*args: str) -> subprocess.CompletedProcess[str]:
+    """``kaohe ARGS`` through the console script's ``main``, with an exit handler that
+    tells whether the interpreter was torn down."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write('[torn down]'))\n"
+        "from kaohe.cli import main\n"
+        f"sys.argv = ['kaohe', *{list(args)!r}]\n"
+        "main()\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_score_ends_without_teardown_and_all_its_output_arrives() -> None:
+    # JSON on a pipe is block-buffered: it arrives only if flushed before the quick exit
+    run = _main("score", "village-1000", "--data", str(DATA), "--units", str(UNITS),
+                "--period", "2022")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert len(result["results"]) == 6
+    assert "[torn down]" not in run.stderr
+
+
+def test_a_failing_one_shot_command_keeps_its_exit_code_and_message(tmp_path: Path) -> None:
+    run = _main(
+        "score", "village-1000", "--data", str(tmp_path / "missing.csv"), "--period", "2022"
+    )
+    assert run.returncode == 2
+    assert "missing.csv" in run.stderr
+    assert "[torn down]" not in run.stderr
+
+
+def test_other_commands_exit_normally() -> None:
+    run = _main("rulebooks")
+    assert run.returncode == 0, run.stderr
+    assert "village-1000" in run.stdout
+    assert "[torn down]" in run.stderr
