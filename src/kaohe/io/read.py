@@ -42,15 +42,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from kaohe.errors import InputError, InputErrors
 from kaohe.io.dataset import PERIOD, ROW, SHEET, UNIT, Dataset, OrgUnits, UnitIndex
 from kaohe.periods import Period, PeriodError, PeriodKind
-from kaohe.rulebook.loader import LoadedRulebook
-from kaohe.rulebook.schema import Variable
+
+if TYPE_CHECKING:  # (org units are read without loading the rulebook model: kaohe.io.prefetch)
+    from kaohe.rulebook.loader import LoadedRulebook
+    from kaohe.rulebook.schema import Variable
 
 #: at most this many errors are reported (then a line saying how many more)
 MAX_ERRORS = 50
@@ -773,8 +775,12 @@ def _read_xlsx_sheets_openpyxl(path: Path, file: str, rb: LoadedRulebook) -> lis
 
 
 def _read_parquet_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
+    from kaohe.io import prefetch
+
     try:
-        raw = pl.read_parquet(path)
+        raw = prefetch.take("data", path)
+        if raw is None:
+            raw = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _fail(f"cannot read as a Parquet file: {e}", file) from None
     header = _classify(raw.columns, rb)
