@@ -10,6 +10,7 @@ Polars expression over that frame.  Ranks are computed within groups with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -339,8 +340,9 @@ def score(
     if table.height == 0:
         raise EvaluationError(f"{ds.file}: no assessed units (no data rows for leaf units)")
     box = [wide]
+    magnitudes = ds.magnitudes
     del table, wide, ds  # each frame is freed as soon as it is no longer needed
-    return _evaluate(rb, box, plan, used)
+    return _evaluate(rb, box, plan, used, magnitudes)
 
 
 def evaluate_frame(
@@ -351,7 +353,11 @@ def evaluate_frame(
 
 
 def _evaluate(
-    rb: LoadedRulebook, box: list[pl.DataFrame], plan: Plan, used: set[str] | None
+    rb: LoadedRulebook,
+    box: list[pl.DataFrame],
+    plan: Plan,
+    used: set[str] | None,
+    magnitudes: dict[str, float] | None = None,
 ) -> ScoreResult:
     """:func:`evaluate_frame`, taking the wide frame out of ``box`` (so that the caller
     need not keep it alive)."""
@@ -362,7 +368,7 @@ def _evaluate(
     if used is None:
         used = referenced_variables(rb)
     flows = [v for v in rb.variables if v in used and rb.variables[v].kind == "flow"]
-    wide = box.pop()
+    wide = summable(box.pop(), flows, magnitudes)
     big = wide.height >= STREAMING_FROM
     lf = wide.lazy()
     del wide
@@ -579,6 +585,63 @@ def _evaluate(
         steps=steps,
         placed=placed,
     )
+
+
+#: the largest value of the integer types sums are taken in
+_INT_LIMITS: dict[type[pl.DataType], int] = {pl.Int32: 2**31 - 1, pl.Int64: 2**63 - 1}
+
+
+def summable(
+    wide: pl.DataFrame, flows: list[str], magnitudes: dict[str, float] | None = None
+) -> pl.DataFrame:
+    """The wide frame with each flow's integer step columns in types whose sum cannot
+    overflow: year-to-date flows are summed in the columns' own types (see
+    :meth:`Compiler.name`).  Int8/Int16/UInt8/UInt16/UInt32 columns become Int64 and
+    UInt64 ones Float64; then, if the flow's step columns could sum beyond the largest
+    value of their common type (Int32 or Int64), they are widened to Int64 (from
+    Int32) or Float64.  The sum is bounded by the number of step columns times the
+    flow's largest magnitude (``magnitudes``, known from reading the file), else by the
+    largest magnitudes found in the columns."""
+    schema = wide.schema  # (each .schema builds a new object: once, not per column)
+    steps: dict[str, list[str]] = {}
+    for c in schema:
+        name, sep, _ = c.rpartition("@")
+        if sep and name in flows:
+            steps.setdefault(name, []).append(c)
+    dtypes: dict[str, type[pl.DataType]] = {}  # integer step columns: their type for summing
+    for cols in steps.values():
+        for c in cols:
+            t = schema[c]
+            if t.is_integer():
+                dtypes[c] = (
+                    type(t)
+                    if type(t) in _INT_LIMITS
+                    else pl.Float64
+                    if t == pl.UInt64
+                    else pl.Int64
+                )
+    known = magnitudes or {}
+    scan = [c for v, cols in steps.items() if v not in known for c in cols if c in dtypes]
+    found: dict[str, Any] = {}
+    if scan:
+        found = wide.select(
+            pl.max_horizontal(
+                pl.col(c).min().cast(pl.Float64).abs(), pl.col(c).max().cast(pl.Float64).abs()
+            ).alias(c)
+            for c in scan
+        ).row(0, named=True)
+    for v, cols in steps.items():
+        ints = [c for c in cols if c in dtypes]
+        kinds = {dtypes[c] for c in ints}
+        if not ints or len(ints) < len(cols) or pl.Float64 in kinds:
+            continue  # summed as Float64 (a float column among them): no overflow
+        sum_type = pl.Int64 if pl.Int64 in kinds else pl.Int32
+        bound = known[v] * len(cols) if v in known else sum(found[c] or 0.0 for c in ints)
+        if bound > _INT_LIMITS[sum_type]:
+            wider = pl.Int64 if sum_type is pl.Int32 else pl.Float64
+            dtypes.update({c: wider for c in ints})
+    casts = {c: t for c, t in dtypes.items() if type(schema[c]) is not t}
+    return wide.with_columns(pl.col(c).cast(t) for c, t in casts.items()) if casts else wide
 
 
 def _in_code_order(out: pl.DataFrame) -> bool:

@@ -395,7 +395,9 @@ def narrow_to_group(
         | pl.col("parent").is_in(siblings.implode())  # children make a sibling a non-leaf
     )
     rows = dataset.frame.filter(pl.col(UNIT).is_in(siblings.implode()))
-    return Dataset(rows, dataset.file, dataset.variables), OrgUnits(keep, units.file)
+    return Dataset(rows, dataset.file, dataset.variables, magnitudes=dataset.magnitudes), OrgUnits(
+        keep, units.file
+    )
 
 
 def _narrow_by_position(
@@ -424,7 +426,9 @@ def _narrow_by_position(
         rows = dataset.frame.slice(start, stop - start)
     else:
         rows = dataset.frame[positions.is_in(siblings.implode()).arg_true()]
-    return Dataset(rows, dataset.file, dataset.variables), OrgUnits(org, units.file)
+    return Dataset(rows, dataset.file, dataset.variables, magnitudes=dataset.magnitudes), OrgUnits(
+        org, units.file
+    )
 
 
 def explain_all(

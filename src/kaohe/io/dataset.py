@@ -57,6 +57,9 @@ class Dataset:
     variables: list[str] = field(default_factory=list)
     #: positions of the rows' units in the org units read with the data (see UnitIndex)
     index: UnitIndex | None = field(default=None, repr=False, compare=False)
+    #: variable -> an upper bound of the absolute values in its column (known from
+    #: validating a file: kaohe.io.read); None when not known
+    magnitudes: dict[str, float] | None = field(default=None, repr=False, compare=False)
 
     def units(self) -> list[str]:
         return self.frame.get_column(UNIT).unique(maintain_order=True).to_list()

@@ -1096,10 +1096,9 @@ def _fast_checks(
             .sum()
             .alias(f"{'missing' if var.default is None else 'fill'}:{v}")
         )
-        hi = var.max
+        # (the extremes also bound the sums the engine takes in integers: Dataset.magnitudes)
         exprs.append(c.min().alias(f"min:{v}"))
-        if hi is not None:
-            exprs.append(c.max().alias(f"max:{v}"))
+        exprs.append(c.max().alias(f"max:{v}"))
         dtype = schema[v]
         if dtype.is_float():
             # NaN and ±inf make the sum non-finite (one pass instead of is_nan + is_infinite)
@@ -1555,7 +1554,24 @@ def _dataset(
             fill = pl.lit(int(default), dtype=dtype) if fits else pl.lit(default)
             c = pl.when(applies & c.is_null()).then(fill).otherwise(c)
         out.append(c.alias(v))
-    return Dataset(frame=frame.select(out), file=file, variables=list(rb.variables))
+    return Dataset(
+        frame=frame.select(out),
+        file=file,
+        variables=list(rb.variables),
+        magnitudes=None if stats is None else _magnitudes(stats, rb, list(frame.columns)),
+    )
+
+
+def _magnitudes(stats: dict[str, Any], rb: LoadedRulebook, columns: list[str]) -> dict[str, float]:
+    """The largest absolute value in each variable's column of the dataset (given values
+    and defaults filled in), from the extremes of :func:`_fast_checks`."""
+    out: dict[str, float] = {}
+    for v, var in rb.variables.items():
+        values = [stats.get(f"min:{v}"), stats.get(f"max:{v}")] if v in columns else []
+        if var.default is not None:
+            values.append(var.default)
+        out[v] = max((abs(float(x)) for x in values if x is not None), default=0.0)
+    return out
 
 
 _INT_BITS: dict[type[pl.DataType], int] = {
