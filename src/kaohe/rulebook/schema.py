@@ -64,6 +64,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Default factories are Python functions, not the builtins ``list`` and ``dict``: Pydantic
+# inspects a factory's signature, and a builtin's is parsed from its text by the
+# tokenizer, whose first use compiles its regular expressions (≈ 15 ms of every start).
+def _empty_list() -> list[Any]:
+    return []
+
+
+def _empty_dict() -> dict[Any, Any]:
+    return {}
+
+
 # ---------------------------------------------------------------- declarations
 
 
@@ -346,7 +357,7 @@ class Placement(_Model):
         description="which of two others with equal totals is the lower when filling the block",
     )
     periods: list[PeriodKind] = Field(
-        default_factory=list,
+        default_factory=_empty_list,
         description="kinds of assessed period the placement applies to (default: the step only)",
     )
     only_when_flagged: bool = Field(
@@ -363,7 +374,7 @@ class Ranking(_Model):
         "parent", description="rank within the parent org unit (township), or all units together"
     )
     rank_bonus: dict[int, Num] = Field(
-        default_factory=dict,
+        default_factory=_empty_dict,
         description="points added to the annual total for each step's rank (季度综合排名), e.g. {1: 4, 2: 2}",
     )
     placement: Placement | None = Field(None, description="forced placement among the last places")
@@ -378,7 +389,7 @@ class Flag(_Model):
     label: str
     label_en: str | None = None
     all_full: list[str] = Field(
-        default_factory=list, description="items that must each reach their points"
+        default_factory=_empty_list, description="items that must each reach their points"
     )
     when: str | None = Field(
         None, description="a condition over item scores (by code), total and variables"
@@ -408,7 +419,7 @@ class Outcome(_Model):
         description="condition over rank, n, last_rank, total, item scores, flags and variables",
     )
     amount_by_rank: dict[int, Num] = Field(
-        default_factory=dict, description="money (yuan) by rank; tied units each get their rank's"
+        default_factory=_empty_dict, description="money (yuan) by rank; tied units each get their rank's"
     )
     payee: str | None = Field(None, description="who receives the money (a key of payees)")
     funder: str | None = Field(None, description="who pays (a key of funders)")
@@ -456,9 +467,9 @@ class Rulebook(_Model):
     flags: dict[str, Flag] = {}
     outcomes: list[Outcome] = []
     funders: dict[str, str] = Field(
-        default_factory=dict, description="funder code → Chinese name (区, 街道, 社区)"
+        default_factory=_empty_dict, description="funder code → Chinese name (区, 街道, 社区)"
     )
     payees: dict[str, str] = Field(
-        default_factory=dict, description="payee code → Chinese name (社区工作经费, 受术者…)"
+        default_factory=_empty_dict, description="payee code → Chinese name (社区工作经费, 受术者…)"
     )
     payments: list[Payment] = []
