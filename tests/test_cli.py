@@ -73,6 +73,18 @@ def test_score_csv_contract(tmp_path: Path) -> None:
         assert by_unit[e["unit"]]["rank"] == str(e["rank"])
 
 
+def test_score_csv_file_and_standard_output_are_the_same_bytes(tmp_path: Path) -> None:
+    # a file is written by Polars' streaming sink, standard output from the frame
+    out = tmp_path / "r.csv"
+    args = ("score", "village-1000", "--data", V_DATA, "--units", V_UNITS, "--period", "2022")
+    code, _, _ = run(*args, "--format", "csv", "--output", out)
+    assert code == 0
+    code, text, _ = run(*args, "--format", "csv")
+    assert code == 0
+    assert out.read_text("utf-8") == text
+    assert text.count("\n") == 1 + len(V_EXPECTED["2022"])
+
+
 def test_score_xlsx_and_explain_sheet(tmp_path: Path) -> None:
     out = tmp_path / "r.xlsx"
     code, _, err = run(
