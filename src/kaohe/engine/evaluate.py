@@ -10,7 +10,6 @@ Polars expression over that frame.  Ranks are computed within groups with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 
@@ -622,21 +621,22 @@ def summable(
                 )
     known = magnitudes or {}
     scan = [c for v, cols in steps.items() if v not in known for c in cols if c in dtypes]
-    found: dict[str, Any] = {}
-    if scan:
-        found = wide.select(
-            pl.max_horizontal(
-                pl.col(c).min().cast(pl.Float64).abs(), pl.col(c).max().cast(pl.Float64).abs()
-            ).alias(c)
-            for c in scan
-        ).row(0, named=True)
+    found: dict[str, float] = {}
+    if scan:  # (two multi-column expressions: building one per column costs more)
+        lo = wide.select(pl.col(scan).min()).row(0)
+        hi = wide.select(pl.col(scan).max()).row(0)
+        found = {
+            c: max(abs(float(a)), abs(float(b)))
+            for c, a, b in zip(scan, lo, hi, strict=True)
+            if a is not None and b is not None
+        }
     for v, cols in steps.items():
         ints = [c for c in cols if c in dtypes]
         kinds = {dtypes[c] for c in ints}
         if not ints or len(ints) < len(cols) or pl.Float64 in kinds:
             continue  # summed as Float64 (a float column among them): no overflow
         sum_type = pl.Int64 if pl.Int64 in kinds else pl.Int32
-        bound = known[v] * len(cols) if v in known else sum(found[c] or 0.0 for c in ints)
+        bound = known[v] * len(cols) if v in known else sum(found.get(c, 0.0) for c in ints)
         if bound > _INT_LIMITS[sum_type]:
             wider = pl.Int64 if sum_type is pl.Int32 else pl.Float64
             dtypes.update({c: wider for c in ints})
