@@ -419,7 +419,8 @@ class Outcome(_Model):
         description="condition over rank, n, last_rank, total, item scores, flags and variables",
     )
     amount_by_rank: dict[int, Num] = Field(
-        default_factory=_empty_dict, description="money (yuan) by rank; tied units each get their rank's"
+        default_factory=_empty_dict,
+        description="money (yuan) by rank; tied units each get their rank's",
     )
     payee: str | None = Field(None, description="who receives the money (a key of payees)")
     funder: str | None = Field(None, description="who pays (a key of funders)")
