@@ -40,12 +40,12 @@ def test_score_to_a_file_does_not_load_rich(tmp_path: object) -> None:
 
 
 def _main(*args: str) -> subprocess.CompletedProcess[str]:
-    """``kaohe ARGS`` through the console script's ``main``, with an exit handler that
-    tells whether the interpreter was torn down."""
+    """``kaohe ARGS`` through the console script (kaohe.startup.main), with an exit
+    handler that tells whether the interpreter was torn down."""
     code = (
         "import atexit, sys\n"
         "atexit.register(lambda: sys.stderr.write('[torn down]'))\n"
-        "from kaohe.cli import main\n"
+        "from kaohe.startup import main\n"
         f"sys.argv = ['kaohe', *{list(args)!r}]\n"
         "main()\n"
     )
@@ -76,3 +76,40 @@ def test_other_commands_exit_normally() -> None:
     assert run.returncode == 0, run.stderr
     assert "village-1000" in run.stdout
     assert "[torn down]" in run.stderr
+
+
+def test_prepare_switches_the_collector_off_only_for_one_shot_commands(tmp_path: Path) -> None:
+    import gc
+
+    import polars as pl
+
+    from kaohe import startup
+    from kaohe.io import prefetch
+
+    data = tmp_path / "d.parquet"
+    pl.read_csv(DATA).write_parquet(data)
+    try:
+        startup.prepare(["serve", "--port", "8000"])
+        assert gc.isenabled()
+        startup.prepare(["score", "village-1000", "--data", str(data), "--period", "2022"])
+        assert not gc.isenabled()
+        assert prefetch.pending() == 1  # the data file is being read
+    finally:
+        gc.enable()
+        prefetch.forget()
+
+
+def test_the_one_shot_commands_are_those_that_end_quickly() -> None:
+    """kaohe.startup.ONE_SHOT (decided from the command line, before Typer is imported)
+    names exactly the commands that mark themselves one-shot (kaohe.cli._once)."""
+    import inspect
+
+    from kaohe import cli, startup
+
+    marked = {
+        c.name or (c.callback.__name__ if c.callback else "")
+        for c in cli.app.registered_commands
+        if c.callback is not None and "_once()" in inspect.getsource(c.callback)
+    }
+    assert marked == set(startup.ONE_SHOT)
+    assert startup.READS_DATA <= startup.ONE_SHOT

@@ -1,3 +1,3 @@
-from kaohe.cli import main
+from kaohe.startup import main
 
 main()

@@ -456,8 +456,6 @@ def _sub_apps() -> None:
 _sub_apps()
 
 
-#: the commands that read ``--data FILE``
-_READS_DATA = frozenset({"score", "explain", "pay", "notice"})
 #: set when a one-shot command (score, explain, pay, notice, check, template) runs: see main
 _one_shot = False
 
@@ -468,7 +466,7 @@ def _once() -> None:
 
 
 def main() -> None:
-    """The console script (``kaohe``).
+    """The command line (the console script goes through :mod:`kaohe.startup` first).
 
     After a one-shot command — one that reads files, writes its output and holds no
     database connection or server — the process ends as soon as its output is flushed
@@ -476,14 +474,12 @@ def main() -> None:
     command's data frames one object at a time costs ≈ 0.1 s of every such run and
     changes nothing the user sees.  Every other command exits normally.
 
-    A command that reads a Parquet data file starts reading it on a background thread
-    first (:mod:`kaohe.io.prefetch`), while its options are parsed and the rulebook
-    model and the engine are imported."""
-    args = sys.argv[1:]
-    if args and args[0] in _READS_DATA:
-        from kaohe.io import prefetch
+    :func:`kaohe.startup.prepare` (done again here when called directly) starts reading
+    a Parquet data file on a background thread and switches the cyclic garbage
+    collector off for a one-shot command."""
+    from kaohe.startup import prepare
 
-        prefetch.start_for_command_line(args[1:])
+    prepare(sys.argv[1:])
     try:
         app()
     except SystemExit as e:
