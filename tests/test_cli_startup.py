@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from kaohe.startup import ONE_SHOT
+
 EXAMPLE = Path(__file__).parent / "fixtures" / "village-1000-example"
 DATA = next(EXAMPLE.glob("*data*.csv"))
 UNITS = next(EXAMPLE.glob("*units*.csv"))
@@ -113,3 +117,31 @@ def test_the_one_shot_commands_are_those_that_end_quickly() -> None:
     }
     assert marked == set(startup.ONE_SHOT)
     assert startup.READS_DATA <= startup.ONE_SHOT
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_a_one_shot_command_runs_in_an_app_of_its_own(name: str) -> None:
+    """kaohe.cli._app_for: the app holding the one command behaves as the full app for
+    it (same help, same usage errors)."""
+    from typer.testing import CliRunner
+
+    from kaohe.cli import _app_for, app
+
+    lean = _app_for([name, "--help"])
+    assert lean is not app
+    assert [c.callback.__name__ for c in lean.registered_commands if c.callback] == [
+        c.callback.__name__
+        for c in app.registered_commands
+        if c.callback and (c.name or c.callback.__name__) == name
+    ]
+    runner = CliRunner()
+    for args in ([name, "--help"], [name], [name, "--no-such-option"]):
+        full, alone = runner.invoke(app, args), runner.invoke(lean, args)
+        assert (alone.exit_code, alone.output) == (full.exit_code, full.output)
+
+
+def test_other_commands_run_in_the_full_app() -> None:
+    from kaohe.cli import _app_for, app
+
+    for args in ([], ["--help"], ["rulebooks"], ["user", "list"], ["serve"]):
+        assert _app_for(args) is app
