@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import re
 import zipfile
@@ -1044,12 +1045,18 @@ def _masks(var: Variable, step: PeriodKind) -> tuple[pl.Expr, pl.Expr | None]:
 
     A unit-level variable applies to the rows of assessed units, a parent-level
     one (``level: parent``, e.g. street cadres) to the parent unit's own rows."""
+    return _masks_of(var.level == "parent", var.kind, step)
+
+
+@functools.cache
+def _masks_of(parent: bool, kind: str, step: PeriodKind) -> tuple[pl.Expr, pl.Expr | None]:
+    # (the same few expressions for every variable: built once, not per variable and read)
     year = pl.col(_PK) == _PK_YEAR
     stp = pl.col(_PK) == _PK_STEP
-    level = pl.col(_PROW) if var.level == "parent" else ~pl.col(_PROW)
+    level = pl.col(_PROW) if parent else ~pl.col(_PROW)
     if step is PeriodKind.YEAR:
         return year & level, None
-    if var.kind == "annual":
+    if kind == "annual":
         return year & level, stp
     return stp & level, year
 
