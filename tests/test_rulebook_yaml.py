@@ -36,36 +36,28 @@ def test_same_data_from_both_parsers(path: Path) -> None:
     assert fast == slow
 
 
+def _load(path: Path) -> object:
+    """The rulebook model of the file, or the text of its errors."""
+    try:
+        return load_rulebook_text(path.read_text(encoding="utf-8"), file=str(path)).model
+    except RulebookErrors as e:
+        return [str(x) for x in e.errors]
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_same_rulebook_or_same_errors(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = path.read_text(encoding="utf-8")
-
-    def load() -> object:
-        try:
-            return load_rulebook_text(text, file=str(path)).model
-        except RulebookErrors as e:
-            return [str(x) for x in e.errors]
-
     monkeypatch.setenv("KAOHE_CACHE_DIR", "")  # parsed, not read back
-    fast = load()
+    fast = _load(path)
     monkeypatch.setattr(loader, "_read_yaml_fast", lambda text: None)
-    assert fast == load()
+    assert fast == _load(path)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_same_rulebook_or_same_errors_from_the_cache(
     path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = path.read_text(encoding="utf-8")
-
-    def load() -> object:
-        try:
-            return load_rulebook_text(text, file=str(path)).model
-        except RulebookErrors as e:
-            return [str(x) for x in e.errors]
-
     monkeypatch.setenv("KAOHE_CACHE_DIR", str(tmp_path))
-    parsed = load()
+    parsed = _load(path)
     stored = list(tmp_path.glob("*.json"))
     assert len(stored) == (0 if isinstance(parsed, list) else 1)  # only valid ones are kept
 
@@ -74,7 +66,7 @@ def test_same_rulebook_or_same_errors_from_the_cache(
 
     if stored:
         monkeypatch.setattr(loader, "_read_yaml_fast", no_parsing)
-    assert load() == parsed
+    assert _load(path) == parsed
 
 
 def test_errors_name_the_line_after_a_fast_attempt() -> None:
