@@ -54,20 +54,20 @@ def test_option(args: list[str], value: str | None) -> None:
 
 
 def test_only_existing_parquet_files_are_prefetched(parquet: Path, tmp_path: Path) -> None:
-    assert not prefetch.start("data", DATA)  # CSV: its types depend on the rulebook
-    assert not prefetch.start("data", tmp_path / "missing.parquet")
-    assert not prefetch.start("data", tmp_path)  # a folder
+    assert not prefetch.start(DATA)  # CSV: its types depend on the rulebook
+    assert not prefetch.start(tmp_path / "missing.parquet")
+    assert not prefetch.start(tmp_path)  # a folder
     assert prefetch.pending() == 0
-    assert prefetch.start("data", parquet)
+    assert prefetch.start(parquet)
     assert prefetch.pending() == 1
 
 
 def test_the_frame_is_handed_out_once(parquet: Path) -> None:
-    prefetch.start("data", parquet)
-    got = prefetch.take("data", parquet)
+    prefetch.start(parquet)
+    got = prefetch.take(parquet)
     assert isinstance(got, pl.DataFrame)
     assert_frame_equal(got, pl.read_parquet(parquet))
-    assert prefetch.take("data", parquet) is None
+    assert prefetch.take(parquet) is None
 
 
 def test_read_data_uses_the_prefetched_frame(
@@ -75,8 +75,8 @@ def test_read_data_uses_the_prefetched_frame(
 ) -> None:
     rb = load_rulebook("village-1000")
     expected = read_data(parquet, rb).frame
-    prefetch.start("data", parquet)
-    prefetch._jobs[("data", str(parquet.resolve()))].thread.join()
+    prefetch.start(parquet)
+    prefetch._reads[str(parquet.resolve())].thread.join()
 
     def no_reading(*args: object, **kwargs: object) -> None:
         raise AssertionError("read again")
@@ -88,13 +88,13 @@ def test_read_data_uses_the_prefetched_frame(
 
 def test_a_file_changed_since_is_read_again(parquet: Path) -> None:
     rb = load_rulebook("village-1000")
-    prefetch.start("data", parquet)
-    prefetch._jobs[("data", str(parquet.resolve()))].thread.join()
+    prefetch.start(parquet)
+    prefetch._reads[str(parquet.resolve())].thread.join()
     changed = pl.read_parquet(parquet).with_columns(pl.col("population") + 1)
     changed.write_parquet(parquet)
     st = parquet.stat()
     os.utime(parquet, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert prefetch.take("data", parquet) is None
+    assert prefetch.take(parquet) is None
     frame = read_data(parquet, rb).frame
     assert (
         frame["population"].drop_nulls().to_list() == changed["population"].drop_nulls().to_list()
@@ -104,7 +104,7 @@ def test_a_file_changed_since_is_read_again(parquet: Path) -> None:
 def test_a_damaged_file_is_reported_by_read_data(tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"not a parquet file")
-    assert prefetch.start("data", bad)
+    assert prefetch.start(bad)
     with pytest.raises(InputErrors) as info:
         read_data(bad, load_rulebook("village-1000"))
     assert "cannot read as a Parquet file" in str(info.value)

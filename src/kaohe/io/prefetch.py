@@ -23,12 +23,14 @@ call waits for the interpreter lock held by the start-up's imports.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-#: what can be prefetched: kind -> file suffixes
-SUFFIXES = {"data": (".parquet",)}
+if TYPE_CHECKING:
+    import polars as pl
+
+#: the data files that are prefetched
+SUFFIXES = (".parquet",)
 
 Stamp = tuple[str, int, int, int]
 
@@ -41,80 +43,72 @@ def _stamp(path: Path) -> Stamp | None:
         return None
 
 
-def _read_data(path: Path) -> Any:
-    import polars as pl
-
-    return pl.read_parquet(path)
-
-
-_READERS: dict[str, Callable[[Path], Any]] = {"data": _read_data}
-
-
-class _Job:
-    def __init__(self, kind: str, path: Path, stamp: Stamp) -> None:
-        self.kind = kind
+class _Read:
+    def __init__(self, path: Path, stamp: Stamp) -> None:
         self.path = path
         self.stamp = stamp
-        self.result: Any = None
-        self.thread = threading.Thread(target=self._run, name=f"kaohe-{kind}", daemon=True)
+        self.frame: pl.DataFrame | None = None
+        self.thread = threading.Thread(target=self._run, name="kaohe-prefetch", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        import polars as pl
+
         try:
-            self.result = _READERS[self.kind](self.path)
-        except Exception:  # read again, and reported, by the reader itself
-            self.result = None
+            self.frame = pl.read_parquet(self.path)
+        except Exception:  # read again, and reported, by read_data itself
+            self.frame = None
 
 
 _lock = threading.Lock()
-_jobs: dict[tuple[str, str], _Job] = {}
+_reads: dict[str, _Read] = {}
 
 
-def start(kind: str, path: str | Path) -> bool:
-    """Begin reading ``path`` as ``kind`` ("data") in the background;
-    whether it began (only for the file types of :data:`SUFFIXES`)."""
+def start(path: str | Path) -> bool:
+    """Begin reading the data file ``path`` in the background; whether it began (only
+    for the file types of :data:`SUFFIXES`)."""
     p = Path(path)
-    if p.suffix.lower() not in SUFFIXES[kind] or not p.is_file():
+    if p.suffix.lower() not in SUFFIXES or not p.is_file():
         return False
     stamp = _stamp(p)
     if stamp is None:
         return False
-    import polars  # noqa: F401  (imported here, on the calling thread, not by the readers)
+    import polars  # noqa: F401  (imported here, on the calling thread, not by the reader)
 
     with _lock:
-        if (kind, stamp[0]) not in _jobs:
-            _jobs[(kind, stamp[0])] = _Job(kind, p, stamp)
+        if stamp[0] not in _reads:
+            _reads[stamp[0]] = _Read(p, stamp)
     return True
 
 
-def take(kind: str, path: str | Path) -> Any | None:
-    """The result of reading ``path`` as ``kind`` begun by :func:`start`, if any and if
-    the file has not changed since; it is handed out once."""
-    if not _jobs:
+def take(path: str | Path) -> pl.DataFrame | None:
+    """The frame read from ``path`` by :func:`start`, if any and if the file has not
+    changed since; it is handed out once."""
+    if not _reads:
         return None
     stamp = _stamp(Path(path))
     if stamp is None:
         return None
     with _lock:
-        job = _jobs.pop((kind, stamp[0]), None)
-    if job is None:
+        read = _reads.pop(stamp[0], None)
+    if read is None:
         return None
-    job.thread.join()
-    return job.result if job.stamp == stamp else None
+    read.thread.join()
+    return read.frame if read.stamp == stamp else None
 
 
 def pending() -> int:
     """How many prefetched reads nobody has taken yet."""
-    return len(_jobs)
+    return len(_reads)
 
 
 def forget() -> None:
     """Wait for and drop every prefetched read."""
     with _lock:
-        jobs = list(_jobs.values())
-        _jobs.clear()
-    for job in jobs:
-        job.thread.join()
+        reads = list(_reads.values())
+        _reads.clear()
+    for read in reads:
+        read.thread.join()
 
 
 def option(args: list[str], name: str) -> str | None:
@@ -134,4 +128,4 @@ def start_for_command_line(args: list[str]) -> None:
     """Start prefetching the ``--data`` file of a command line."""
     value = option(args, "--data")
     if value:
-        start("data", value)
+        start(value)

@@ -51,7 +51,7 @@ from kaohe.errors import InputError, InputErrors
 from kaohe.io.dataset import PERIOD, ROW, SHEET, UNIT, Dataset, OrgUnits, UnitIndex
 from kaohe.periods import Period, PeriodError, PeriodKind
 
-if TYPE_CHECKING:  # (org units are read without loading the rulebook model: kaohe.io.prefetch)
+if TYPE_CHECKING:  # (annotations only: importing this module loads no rulebook model)
     from kaohe.rulebook.loader import LoadedRulebook
     from kaohe.rulebook.schema import Variable
 
@@ -779,7 +779,7 @@ def _read_parquet_sheet(path: Path, file: str, rb: LoadedRulebook) -> _Sheet:
     from kaohe.io import prefetch
 
     try:
-        raw = prefetch.take("data", path)
+        raw = prefetch.take(path)
         if raw is None:
             raw = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as e:
