@@ -141,7 +141,6 @@ def score(
     param: ParamOpt = None,
 ) -> None:
     """Score every unit for a period: totals, ranks, item scores, bonuses and deductions."""
-    _once()
     from kaohe.engine import score as run_score
     from kaohe.output import to_json, write_csv
 
@@ -236,7 +235,6 @@ def explain(
     param: ParamOpt = None,
 ) -> None:
     """Explain one unit's score term by term: inputs, each term's points, floors, vetoes, ranks."""
-    _once()
     from kaohe.engine import explain as ex
     from kaohe.periods import Period
 
@@ -271,7 +269,6 @@ def pay(
     param: ParamOpt = None,
 ) -> None:
     """Write the payment sheet: every money line with payee, funder, basis and amount, subtotals and funder totals."""
-    _once()
     from kaohe.engine.payments import payment_sheet
     from kaohe.io.approvals import read_approvals
 
@@ -327,7 +324,6 @@ def notice(
     param: ParamOpt = None,
 ) -> None:
     """Write the ranking notice (通报): ranking, commended, criticised, rewards, vetoes."""
-    _once()
     import datetime as dt
 
     from kaohe.engine import score as run_score
@@ -380,7 +376,6 @@ def check(
     file: Annotated[str, typer.Argument(help="a rulebook YAML file (or a shipped name)")],
 ) -> None:
     """Validate a rulebook: every problem with file, line and key."""
-    _once()
     from kaohe.rulebook.loader import load_rulebook
 
     try:
@@ -403,7 +398,6 @@ def template(
     units: UnitsOpt = None,
 ) -> None:
     """Write a data-entry workbook (Chinese labels, input validation) that `score` reads back."""
-    _once()
     from kaohe.io.template import write_template
     from kaohe.io.units import read_units
     from kaohe.periods import Period, PeriodError
@@ -457,15 +451,6 @@ def _sub_apps() -> None:
 _sub_apps()
 
 
-#: set when a one-shot command (score, explain, pay, notice, check, template) runs: see main
-_one_shot = False
-
-
-def _once() -> None:
-    global _one_shot
-    _one_shot = True
-
-
 def main() -> None:
     """The command line (the console script goes through :mod:`kaohe.startup` first).
 
@@ -482,10 +467,11 @@ def main() -> None:
 
     args = sys.argv[1:]
     prepare(args)
+    run = _app_for(args)
     try:
-        _app_for(args)()
+        run()
     except SystemExit as e:
-        if not _one_shot:
+        if run is app:  # not a one-shot command
             raise
         _exit_now(e.code)
 
