@@ -49,6 +49,18 @@ def test_csv_with_chinese_headers_bom_and_spaces(tmp_path: Path) -> None:
     assert org.frame.rows() == [("T1", "乡1", None), ("A", "A", "T1")]
 
 
+def test_cells_of_only_spaces_are_empty_in_every_column(tmp_path: Path) -> None:
+    # a cell of spaces (also the full-width space U+3000) is empty once stripped: an
+    # empty parent is a root, an empty name is the code, an empty code is an error
+    f = tmp_path / "org.csv"
+    f.write_text("code,name,parent\nT1,\u3000,\u3000\nV1,\t,T1 \n", encoding="utf-8")
+    assert read_units(f).frame.rows() == [("T1", "T1", None), ("V1", "V1", "T1")]
+    f.write_text("code,name,parent\nT1,乡,\n  ,村,T1\n", encoding="utf-8")
+    assert [(e.row, e.column, e.reason) for e in errors_of(f)] == [
+        (3, "code", "empty unit code")
+    ]
+
+
 def test_label_code_headers_and_gb18030(tmp_path: Path) -> None:
     f = tmp_path / "org.csv"
     f.write_text("代码 (code),名称,上级\nT1,城关镇,\nV1,东村,T1\n", encoding="gb18030")

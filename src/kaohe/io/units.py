@@ -113,9 +113,16 @@ def _text(v: object) -> str | None:
     return s or None
 
 
-def _clean(expr: pl.Expr) -> pl.Expr:
-    s = expr.str.strip_chars()
-    return pl.when(s.str.len_bytes() == 0).then(None).otherwise(s)
+def _empty_as_null(frame: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """``frame`` with the empty texts of ``columns`` as null (a cell of spaces, once
+    stripped); the frame itself when there is none, as in nearly every file."""
+    empty = [k for k in columns if (frame.get_column(k).str.len_bytes() == 0).any()]
+    if not empty:
+        return frame
+    return frame.with_columns(
+        pl.when(pl.col(k).str.len_bytes() == 0).then(None).otherwise(pl.col(k)).alias(k)
+        for k in empty
+    )
 
 
 def _read_csv(path: Path, file: str) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -157,13 +164,18 @@ def _read_csv(path: Path, file: str) -> tuple[pl.DataFrame, dict[str, str]]:
         )
     except pl.exceptions.PolarsError as e:
         raise InputErrors([InputError(f"cannot read as CSV: {e}", file=file)]) from None
+    # cells are stripped once; the few that are then empty become null (Polars reads an
+    # empty cell as null already)
     frame = raw.select(
         pl.col(_ROW).cast(pl.Int64),
         *[
-            (_clean(pl.col(f"c{where[k]}")) if k in where else pl.lit(None, pl.String)).alias(k)
+            (
+                pl.col(f"c{where[k]}").str.strip_chars() if k in where else pl.lit(None, pl.String)
+            ).alias(k)
             for k in (CODE, NAME, PARENT)
         ],
     )
+    frame = _empty_as_null(frame, tuple(k for k in (CODE, NAME, PARENT) if k in where))
     # rows with nothing in them (blank lines, ',,' lines) are skipped (a row with a code
     # is never empty)
     if frame.get_column(CODE).null_count():
