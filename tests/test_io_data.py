@@ -144,6 +144,24 @@ def test_every_form_reads_the_same_values(rb: LoadedRulebook, org: OrgUnits, nam
     assert other.frame.schema["association_score"] == pl.Float64
 
 
+def test_padded_unit_codes_are_looked_up_stripped(
+    tmp_path: Path, rb: LoadedRulebook, org: OrgUnits
+) -> None:
+    # the org-unit positions are looked up while the unit column is checked for
+    # padding: padded codes (and then a dropped empty row) must be looked up again
+    good = read_data(DATA / "good-small.parquet", rb, org)
+    raw = pl.read_parquet(DATA / "good-small.parquet")
+    padded = raw.with_columns((" " + pl.col("unit") + "\t").alias("unit"))
+    empty = pl.DataFrame([[None] * raw.width], schema=raw.schema, orient="row")
+    for frame in (padded, pl.concat([padded, empty])):
+        f = tmp_path / "padded.parquet"
+        frame.write_parquet(f)
+        ds = read_data(f, rb, org)
+        assert_frame_equal(_values(ds.frame), _values(good.frame))
+        assert ds.index is not None and good.index is not None
+        assert ds.index.positions.to_list() == good.index.positions.to_list()
+
+
 def test_long_layout_keeps_source_rows(rb: LoadedRulebook) -> None:
     ds = read_data(DATA / "good-small-long.csv", rb)
     # the first line of each unit/period is its row

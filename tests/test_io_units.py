@@ -56,9 +56,7 @@ def test_cells_of_only_spaces_are_empty_in_every_column(tmp_path: Path) -> None:
     f.write_text("code,name,parent\nT1,\u3000,\u3000\nV1,\t,T1 \n", encoding="utf-8")
     assert read_units(f).frame.rows() == [("T1", "T1", None), ("V1", "V1", "T1")]
     f.write_text("code,name,parent\nT1,乡,\n  ,村,T1\n", encoding="utf-8")
-    assert [(e.row, e.column, e.reason) for e in errors_of(f)] == [
-        (3, "code", "empty unit code")
-    ]
+    assert [(e.row, e.column, e.reason) for e in errors_of(f)] == [(3, "code", "empty unit code")]
 
 
 def test_label_code_headers_and_gb18030(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -1420,29 +1421,40 @@ def _validate(
                     sheet=sheets[0].name if len(sheets) == 1 else None,
                     order=(0, 1, 10_000 + list(rb.variables).index(v)),
                 )
-    # unit codes are compared without surrounding spaces (stripped only when there are any)
     frame = frame.with_columns(pl.col(UNIT).cast(pl.String))
-    if frame.height and frame.select(_padded(UNIT).any()).item():
-        frame = frame.with_columns(pl.col(UNIT).str.strip_chars())
-    # rows with nothing at all (trailing ',,,,' lines of a spreadsheet export) are skipped
-    if frame.get_column(UNIT).null_count() or frame.get_column(PERIOD).null_count():
-        frame = frame.with_columns(_strip_null(UNIT), _strip_null(PERIOD))
-        everything = [c for c in frame.columns if c not in (ROW, SHEET) and not c.startswith("_")]
-        frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in everything]))
-    if frame.height == 0 and not errors:
-        errors.add(
-            "no data rows below the header",
-            row=2,
-            sheet=sheets[0].name if len(sheets) == 1 else None,
-        )
-    frame, reasons = _period_codes(frame, step)
     # each row's unit's position in the org file: one lookup per run of rows of a unit,
-    # reused for the checks below and kept for scoring and explaining (Dataset.index)
-    positions = (
-        units.positions(frame.get_column(UNIT))
-        if units is not None and units.codes_unique()
-        else None
-    )
+    # reused for the checks below and kept for scoring and explaining (Dataset.index).
+    # Its Polars kernels run on one core, as do the padding check and the period coding
+    # below: the lookup runs on a second thread meanwhile (Polars releases the GIL), for
+    # the unit column as read, and is made again only if that column changes here
+    org = units if units is not None and units.codes_unique() else None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(org.positions, frame.get_column(UNIT)) if org is not None else None
+        changed = False
+        # unit codes are compared without surrounding spaces (stripped only when there
+        # are any)
+        if frame.height and frame.select(_padded(UNIT).any()).item():
+            frame = frame.with_columns(pl.col(UNIT).str.strip_chars())
+            changed = True
+        # rows with nothing at all (trailing ',,,,' lines of a spreadsheet export) are
+        # skipped
+        if frame.get_column(UNIT).null_count() or frame.get_column(PERIOD).null_count():
+            frame = frame.with_columns(_strip_null(UNIT), _strip_null(PERIOD))
+            everything = [
+                c for c in frame.columns if c not in (ROW, SHEET) and not c.startswith("_")
+            ]
+            frame = frame.filter(~pl.all_horizontal([pl.col(c).is_null() for c in everything]))
+            changed = True
+        if frame.height == 0 and not errors:
+            errors.add(
+                "no data rows below the header",
+                row=2,
+                sheet=sheets[0].name if len(sheets) == 1 else None,
+            )
+        frame, reasons = _period_codes(frame, step)
+        positions = None
+        if org is not None and ahead is not None:
+            positions = ahead.result() if not changed else org.positions(frame.get_column(UNIT))
     frame = frame.with_columns(_parent_rows(frame, units, positions).alias(_PROW))
     ctx = _Context(rb, file, step, {sh.name: sh for sh in sheets}, long)
     stats = _fast_checks(frame, rb, step, present, units, positions)
