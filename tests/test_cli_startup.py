@@ -6,13 +6,14 @@ tearing the interpreter down once its output is flushed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kaohe.startup import ONE_SHOT
+from kaohe.startup import ALLOCATOR, ONE_SHOT
 
 EXAMPLE = Path(__file__).parent / "fixtures" / "village-1000-example"
 DATA = next(EXAMPLE.glob("*data*.csv"))
@@ -92,15 +93,53 @@ def test_prepare_switches_the_collector_off_only_for_one_shot_commands(tmp_path:
 
     data = tmp_path / "d.parquet"
     pl.read_csv(DATA).write_parquet(data)
+    allocator_before = os.environ.get(startup.ALLOCATOR[0])
     try:
         startup.prepare(["serve", "--port", "8000"])
         assert gc.isenabled()
         startup.prepare(["score", "village-1000", "--data", str(data), "--period", "2022"])
         assert not gc.isenabled()
         assert prefetch.pending() == 1  # the data file is being read
+        # Polars (and its allocator) is loaded already: nothing to set for it
+        assert os.environ.get(startup.ALLOCATOR[0]) == allocator_before
     finally:
         gc.enable()
         prefetch.forget()
+
+
+def _allocator_run(code: str, preset: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR[0]}
+    if preset is not None:
+        env[ALLOCATOR[0]] = preset
+    return subprocess.run(
+        [sys.executable, "-c", "import os\nfrom kaohe.startup import prepare\n" + code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Polars uses jemalloc on Linux only")
+def test_a_one_shot_command_has_the_allocator_keep_one_arena() -> None:
+    name, value = ALLOCATOR
+    code = (
+        "prepare(['serve', '--port', '8000'])\n"
+        f"assert {name!r} not in os.environ\n"
+        "prepare(['score', 'village-1000'])\n"
+        f"assert os.environ[{name!r}] == {value!r}\n"
+        # jemalloc prints its options when the process ends: Polars' allocator took it
+        f"os.environ[{name!r}] += ',stats_print:true'\n"
+        "import polars as pl\n"
+        "pl.DataFrame({'a': list(range(1000))}).sum()\n"
+    )
+    assert "opt.narenas: 1\n" in _allocator_run(code).stderr
+    show = f"prepare(['score', 'village-1000'])\nprint(os.environ[{name!r}])"
+    # an arena count of the user's own is kept; other options are kept and added to (a
+    # process started by one that imported Polars inherits Polars' options)
+    assert _allocator_run(show, preset="narenas:3").stdout.strip() == "narenas:3"
+    inherited = "dirty_decay_ms:500,muzzy_decay_ms:1000"
+    assert _allocator_run(show, preset=inherited).stdout.strip() == f"{inherited},{value}"
 
 
 def test_the_one_shot_commands_are_commands_of_the_app() -> None:
