@@ -13,12 +13,12 @@ command's name and options alone (a hint: nothing here decides what the command 
   free nothing (the data lives in Polars, freed by reference counts, and the process
   ends right after: :func:`kaohe.cli.main`).  Servers and database commands keep it;
 * a one-shot command has Polars' allocator (jemalloc, on Linux) keep one arena
-  (:data:`ALLOCATOR`) instead of one per ≈ 4 threads: the columns that the reader,
-  Polars' worker threads and the streaming engine free are then reused by the others
-  instead of new pages being mapped (a 200k-village Parquet ``score``: 25 % fewer
-  page faults, ≈ 5 % less time and 20 % less memory at its peak).  It is set only
-  when Polars is not loaded yet (jemalloc reads it once), and never over an arena
-  count of the user's own ``_RJEM_MALLOC_CONF``.
+  (:data:`ALLOCATOR`) instead of one per thread (it makes 4 per core): the columns
+  that the reader, Polars' worker threads and the streaming engine free are then
+  reused by the others instead of new pages being mapped (a 200k-village Parquet
+  ``score``: 25 % fewer page faults, ≈ 5 % less time and 20 % less memory at its
+  peak).  It is set only when Polars is not loaded yet (jemalloc reads it once),
+  and never over an arena count of the user's own ``_RJEM_MALLOC_CONF``.
 """
 
 from __future__ import annotations
