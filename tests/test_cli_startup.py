@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from kaohe.startup import ALLOCATOR, ONE_SHOT
+from kaohe.startup import (
+    ALLOCATOR_OPTIONS,
+    ALLOCATOR_VARIABLE,
+    ONE_SHOT,
+    POLARS_ALLOCATOR_OPTIONS,
+)
 
 EXAMPLE = Path(__file__).parent / "fixtures" / "village-1000-example"
 DATA = next(EXAMPLE.glob("*data*.csv"))
@@ -93,7 +98,7 @@ def test_prepare_switches_the_collector_off_only_for_one_shot_commands(tmp_path:
 
     data = tmp_path / "d.parquet"
     pl.read_csv(DATA).write_parquet(data)
-    allocator_before = os.environ.get(startup.ALLOCATOR[0])
+    allocator_before = os.environ.get(ALLOCATOR_VARIABLE)
     try:
         startup.prepare(["serve", "--port", "8000"])
         assert gc.isenabled()
@@ -101,16 +106,16 @@ def test_prepare_switches_the_collector_off_only_for_one_shot_commands(tmp_path:
         assert not gc.isenabled()
         assert prefetch.pending() == 1  # the data file is being read
         # Polars (and its allocator) is loaded already: nothing to set for it
-        assert os.environ.get(startup.ALLOCATOR[0]) == allocator_before
+        assert os.environ.get(ALLOCATOR_VARIABLE) == allocator_before
     finally:
         gc.enable()
         prefetch.forget()
 
 
 def _allocator_run(code: str, preset: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR[0]}
+    env = {k: v for k, v in os.environ.items() if k != ALLOCATOR_VARIABLE}
     if preset is not None:
-        env[ALLOCATOR[0]] = preset
+        env[ALLOCATOR_VARIABLE] = preset
     return subprocess.run(
         [sys.executable, "-c", "import os\nfrom kaohe.startup import prepare\n" + code],
         capture_output=True,
@@ -121,25 +126,38 @@ def _allocator_run(code: str, preset: str | None = None) -> subprocess.Completed
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Polars uses jemalloc on Linux only")
-def test_a_one_shot_command_has_the_allocator_keep_one_arena() -> None:
-    name, value = ALLOCATOR
+def test_a_one_shot_command_sets_the_allocator_options() -> None:
+    name = ALLOCATOR_VARIABLE
     code = (
         "prepare(['serve', '--port', '8000'])\n"
         f"assert {name!r} not in os.environ\n"
         "prepare(['score', 'village-1000'])\n"
-        f"assert os.environ[{name!r}] == {value!r}\n"
-        # jemalloc prints its options when the process ends: Polars' allocator took it
+        f"assert os.environ[{name!r}] == {','.join(ALLOCATOR_OPTIONS)!r}\n"
+        # jemalloc prints its options when the process ends: Polars' allocator took them
         f"os.environ[{name!r}] += ',stats_print:true'\n"
         "import polars as pl\n"
         "pl.DataFrame({'a': list(range(1000))}).sum()\n"
     )
-    assert "opt.narenas: 1\n" in _allocator_run(code).stderr
-    show = f"prepare(['score', 'village-1000'])\nprint(os.environ[{name!r}])"
-    # an arena count of the user's own is kept; other options are kept and added to (a
-    # process started by one that imported Polars inherits Polars' options)
-    assert _allocator_run(show, preset="narenas:3").stdout.strip() == "narenas:3"
-    inherited = "dirty_decay_ms:500,muzzy_decay_ms:1000"
-    assert _allocator_run(show, preset=inherited).stdout.strip() == f"{inherited},{value}"
+    stats = _allocator_run(code).stderr
+    for line in ("opt.narenas: 1\n", "opt.dirty_decay_ms: -1 ", "opt.muzzy_decay_ms: -1 "):
+        assert line in stats
+
+
+def test_the_allocator_options_keep_the_users_own() -> None:
+    show = f"prepare(['score', 'village-1000'])\nprint(os.environ[{ALLOCATOR_VARIABLE!r}])"
+    # an option the user named is kept; the others are added
+    got = _allocator_run(show, preset="narenas:3").stdout.strip()
+    assert got == "narenas:3,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    # Polars' own first options, inherited from a process that imported Polars, are not
+    # the user's: all are added (jemalloc takes the last value of an option)
+    inherited = _allocator_run(
+        f"import polars\nprint(os.environ[{ALLOCATOR_VARIABLE!r}])"
+    ).stdout.strip()
+    assert inherited == POLARS_ALLOCATOR_OPTIONS  # what this kaohe expects of Polars
+    got = _allocator_run(show, preset=inherited).stdout.strip()
+    assert got == f"{inherited},{','.join(ALLOCATOR_OPTIONS)}"
+    got = _allocator_run(show, preset=f"{inherited},dirty_decay_ms:100").stdout.strip()
+    assert got == f"{inherited},dirty_decay_ms:100,narenas:1,muzzy_decay_ms:-1"
 
 
 def test_the_one_shot_commands_are_commands_of_the_app() -> None:
