@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 
 from kaohe.demo.synth import synth_village
-from kaohe.engine.evaluate import score
+from kaohe.engine.evaluate import referenced_variables, score
 from kaohe.engine.explain import explain_unit, narrow_to_group, to_json
+from kaohe.errors import EvaluationError
 from kaohe.io.dataset import Dataset, OrgUnits, UnitIndex
 from kaohe.io.read import read_data
 from kaohe.io.units import read_units
@@ -79,6 +80,39 @@ def test_rows_and_units_in_any_order(files: dict[str, Path]) -> None:
         other = read_units(files[units])
         ds = read_data(files[data], RB, other)
         assert table(RB, ds, other, "2022").equals(expected)
+
+
+@pytest.mark.parametrize("period", ["2022", "2022T2"])
+@pytest.mark.parametrize(
+    "data,units", [("parquet", "units"), ("shuffled", "units"), ("parquet", "units_shuffled")]
+)
+def test_a_handed_over_dataset_is_consumed_and_scores_the_same(
+    files: dict[str, Path], data: str, units: str, period: str
+) -> None:
+    # in a list, the dataset is handed over: its variable columns are dropped as their
+    # period columns are taken (a few variables at a time: village-1000 has 67)
+    org = read_units(files[units])
+    expected = table(RB, read_data(files[data], RB, org), org, period)
+    ds = read_data(files[data], RB, org)
+    assert score(RB, [ds], period, org).table.equals(expected)
+    assert not referenced_variables(RB) & set(ds.frame.columns)
+
+
+def test_a_handed_over_dataset_with_a_period_row_missing(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    # a unit without its 2022T2 row: that period's columns take the slow path, read
+    # before any column is dropped; a flow without default then stops the scoring
+    raw = pl.read_parquet(files["parquet"])
+    gap = tmp_path / "gap.parquet"
+    raw.filter(~((pl.col("unit") == "V0007") & (pl.col("period") == "2022T2"))).write_parquet(gap)
+    org = read_units(files["units"])
+    errors = []
+    for data in (read_data(gap, RB, org), [read_data(gap, RB, org)]):
+        with pytest.raises(EvaluationError) as info:
+            score(RB, data, "2022", org)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and "V0007" in errors[0] and "2022T2" in errors[0]
 
 
 def test_without_org_units(files: dict[str, Path]) -> None:

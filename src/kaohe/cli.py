@@ -159,10 +159,12 @@ def score(
         with _steps() as step:
             rb, ds, org = _load(rulebook, data, units, param, step)
             step("计算 scoring")
-            box = [ds]
-            if not explain:  # then the dataset is dropped once reshaped (engine.score)
+            if explain:  # the explanations read the dataset again
+                result = run_score(rb, ds, period, org)
+            else:  # handed over: the engine frees it column by column as it reshapes it
+                box = [ds]
                 del ds
-            result = run_score(rb, box, period, org)
+                result = run_score(rb, box, period, org)
             explanations = None
             if explain:
                 step("生成说明 explaining")
