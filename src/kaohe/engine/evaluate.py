@@ -368,10 +368,12 @@ def score(
     GB less at the peak).  Do not use a dataset after handing it over."""
     plan = plan_period(rb, period)
     used = referenced_variables(rb)
-    handed_over = isinstance(data, list)
-    ds = data.pop() if isinstance(data, list) else data
+    if isinstance(data, list):  # handed over
+        ds, consume = data.pop(), True
+    else:
+        ds, consume = data, False
     del data
-    table, wide = build_frame(rb, ds, plan, units, used, consume=handed_over)
+    table, wide = build_frame(rb, ds, plan, units, used, consume=consume)
     if table.height == 0:
         raise EvaluationError(f"{ds.file}: no assessed units (no data rows for leaf units)")
     box = [wide]
